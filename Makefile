@@ -1,0 +1,37 @@
+# Every target bootstraps .venv itself, so a fresh clone needs only Python >= 3.11 and pip.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: verify verify-full test test-all bench figures venv clean
+
+verify: $(STAMP)  ## every registered claim in quick mode: table + figures/ + figures/REPORT.md
+	$(BIN)/mdptheory verify --quick
+
+verify-full: $(STAMP)  ## every claim at paper scale (slow)
+	$(BIN)/mdptheory verify --full
+
+test: $(STAMP)  ## the test suite (quick configurations; what CI runs)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-all: $(STAMP)  ## the test suite including the slow, paper-scale studies
+	$(BIN)/python -m pytest -m "slow or not slow" $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/pip install -q -e ".[bench]"
+	$(BIN)/python -m benchmarks
+
+figures: verify
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[test,ray]"
+	touch $(STAMP)
+
+clean:
+	rm -rf $(VENV) results .pytest_cache .hypothesis

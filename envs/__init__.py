@@ -1,0 +1,92 @@
+"""Problem factories and their registry.
+
+Every env is a pure factory that returns exact problem data (an ``MDP`` or a
+``FiniteHorizonMDP``). The registry below is one explicit dict, read top to
+bottom (gymnax ``_builtins``, STYLE.md §5.8); ``make(name, **kwargs)`` builds
+an entry and ``registered()`` lists them. ``tests/test_envs.py`` checks every
+entry for conformance.
+
+Example::
+
+  from mdptheory import envs
+  mdp = envs.make("garnet", key=jax.random.key(0), num_states=30, num_actions=4, branching=4)
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Callable
+
+from mdptheory.errors import ParameterError
+
+from . import tabular, toy_text
+from .tabular import (
+    as_key,
+    chain,
+    chain_fh,
+    finite_horizon,
+    forest,
+    garnet,
+    garnet_arrays,
+    garnet_batch,
+    garnet_fh,
+    garnet_sparse_arrays,
+    gridworld,
+    river_swim,
+    river_swim_fh,
+    sutton_barto_grid,
+)
+from .toy_text import cliff_walking, frozen_lake, taxi
+
+_REGISTRY: dict[str, Callable[..., Any]] = {
+    # Discounted MDPs
+    "garnet": tabular.garnet,                          # (key, num_states, num_actions, branching, gamma, sparse) -> MDP
+    "chain": tabular.chain,                            # (num_states, slip, gamma) -> MDP
+    "river_swim": tabular.river_swim,                  # (num_states, gamma) -> MDP, Strehl & Littman 2008
+    "gridworld": tabular.gridworld,                    # (height, width, gamma, slip, goals, walls) -> MDP
+    "sutton_barto_grid": tabular.sutton_barto_grid,    # (gamma) -> MDP, Sutton & Barto Example 3.5
+    "forest": tabular.forest,                          # (num_states, r1, r2, p, gamma) -> MDP, pymdptoolbox
+    # Gymnasium toy text, converted exactly (gymnasium imported on call)
+    "frozen_lake": toy_text.frozen_lake,               # (map_name, is_slippery, gamma) -> MDP
+    "cliff_walking": toy_text.cliff_walking,           # (gamma, is_slippery) -> MDP
+    "taxi": toy_text.taxi,                             # (gamma, is_rainy) -> MDP
+    # Finite horizon
+    "garnet_fh": tabular.garnet_fh,                    # (key, num_states, num_actions, branching, horizon) -> FiniteHorizonMDP
+    "chain_fh": tabular.chain_fh,                      # (num_states, slip, horizon) -> FiniteHorizonMDP
+    "river_swim_fh": tabular.river_swim_fh,            # (num_states, horizon) -> FiniteHorizonMDP
+}
+
+
+def registered() -> list[str]:
+  """The names ``make`` accepts, sorted."""
+  return sorted(_REGISTRY)
+
+
+def make(name: str, **kwargs: Any) -> Any:
+  """Returns the problem registered under ``name``, built with ``kwargs``.
+
+  Raises:
+    ParameterError (a ValueError): unknown ``name`` (the message lists the
+      registered names) or a keyword the factory does not take (the message
+      lists the keywords it does take).
+  """
+  try:
+    factory = _REGISTRY[name]
+  except (KeyError, TypeError):
+    raise ParameterError(f"unknown env {name!r}; registered: {registered()}") from None
+  params = inspect.signature(factory).parameters
+  if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+    valid = [n for n, p in params.items()
+             if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)]
+    unknown = sorted(set(kwargs) - set(valid))
+    if unknown:
+      raise ParameterError(
+          f"env {name!r} does not take the keyword(s) {unknown}; valid keywords: {valid}")
+  return factory(**kwargs)
+
+
+__all__ = [
+    "as_key", "chain", "chain_fh", "cliff_walking", "finite_horizon", "forest", "frozen_lake",
+    "garnet", "garnet_arrays", "garnet_batch", "garnet_fh", "garnet_sparse_arrays", "gridworld",
+    "make", "registered", "river_swim", "river_swim_fh", "sutton_barto_grid", "taxi",
+]

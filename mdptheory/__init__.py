@@ -1,0 +1,1 @@
+"""mdptheory: theorems about regularized reinforcement learning, run as code."""

@@ -1,0 +1,148 @@
+r"""Bellman operators, hard and regularized, and exact policy evaluation.
+
+Notation (THEORY.md §1.1, Geist, Scherrer & Pietquin 2019). For a regularizer
+bundle Ω (see :mod:`mdptheory.regularizers`):
+
+    q_v(s, a)        = r(s, a) + γ Σ_s' P(s'|s, a) v(s')                (q_from_v)
+    (T_Ω v)(s)       = Ω*(q_v(s, ·))                                      (bellman_optimality_v)
+    (T_Ω q)(s, a)    = r(s, a) + γ Σ_s' P(s'|s, a) Ω*(q(s', ·))           (bellman_optimality_q)
+    (T_{π,Ω} v)(s)   = <π, q_v>(s) − Ω(π(·|s))                            (bellman_evaluation_v)
+    (T_{π,Ω} q)(s,a) = r(s, a) + γ Σ_s' P(s'|s, a) (<π, q>(s') − Ω(π(·|s')))
+    v_{π,Ω}          = (I − γ P_π)^{-1} (r_π − Ω(π))                      (evaluate)
+
+All are γ-contractions in the sup norm (claim RB-1). ``P`` may be dense
+[S, A, S] or a :class:`~mdptheory.types.SparseKernel`; both go through
+:func:`expect`. Functions follow the dtype of their inputs.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mdptheory import validate as V
+from mdptheory.regularizers import Regularizer, none
+from mdptheory.types import MDP, SparseKernel
+
+Array = jax.Array
+
+
+class Values(NamedTuple):
+  """State and action values of a policy."""
+  v: Array  # [S]
+  q: Array  # [S, A]
+
+
+def expect(P: Array | SparseKernel, v: Array) -> Array:
+  """(P v)(s, a) = Σ_s' P(s'|s, a) v(s').  [S] -> [S, A]."""
+  if isinstance(P, SparseKernel):
+    return jnp.sum(P.probs * v[P.next_states], axis=-1)
+  return jnp.einsum("sat,t->sa", P, v)
+
+
+def q_from_v(mdp: MDP, v: Array) -> Array:
+  """q(s, a) = r(s, a) + γ (P v)(s, a).  [S] -> [S, A]."""
+  return mdp.r + mdp.gamma * expect(mdp.P, v)
+
+
+def policy_average(pi: Array, q: Array) -> Array:
+  """<π, q>(s) = Σ_a π(a|s) q(s, a).  [S, A], [S, A] -> [S].
+
+  Uses 0 · q = 0 where π = 0, so q = −inf off the policy's support is harmless.
+  """
+  return jnp.sum(jnp.where(pi > 0, pi * q, 0.0), axis=-1)
+
+
+def policy_kernel(mdp: MDP, pi: Array) -> Array:
+  """P_π(s, s') = Σ_a π(a|s) P(s'|s, a).  [S, A] -> [S, S]."""
+  if isinstance(mdp.P, SparseKernel):
+    S = mdp.num_states
+    w = pi[..., None] * mdp.P.probs  # [S, A, B]
+    rows = jnp.broadcast_to(jnp.arange(S)[:, None, None], w.shape)
+    return jnp.zeros((S, S), w.dtype).at[rows, mdp.P.next_states].add(w)
+  return jnp.einsum("sat,sa->st", mdp.P, pi)
+
+
+def bellman_optimality_v(mdp: MDP, v: Array, reg: Regularizer | None = None) -> Array:
+  """(T_Ω v)(s) = Ω*(q_v(s, ·)); the hard max when ``reg`` is None.  [S] -> [S]."""
+  reg = none() if reg is None else reg
+  return reg.smax(q_from_v(mdp, v))
+
+
+def bellman_optimality_q(mdp: MDP, q: Array, reg: Regularizer | None = None) -> Array:
+  """(T_Ω q)(s, a) = r(s, a) + γ Σ_s' P(s'|s, a) Ω*(q(s', ·)).  [S, A] -> [S, A]."""
+  reg = none() if reg is None else reg
+  return q_from_v(mdp, reg.smax(q))
+
+
+def regularized_average(pi: Array, q: Array, reg: Regularizer | None = None) -> Array:
+  """<π, q>(s) − Ω(π(·|s)): the regularized value of acting with π on q.  [S]."""
+  reg = none() if reg is None else reg
+  return policy_average(pi, q) - reg.omega(pi)
+
+
+def bellman_evaluation_v(mdp: MDP, v: Array, pi: Array, reg: Regularizer | None = None) -> Array:
+  """(T_{π,Ω} v)(s) = <π, q_v>(s) − Ω(π(·|s)).  [S] -> [S]."""
+  return regularized_average(pi, q_from_v(mdp, v), reg)
+
+
+def bellman_evaluation_q(mdp: MDP, q: Array, pi: Array, reg: Regularizer | None = None) -> Array:
+  """(T_{π,Ω} q)(s, a) = r(s, a) + γ Σ_s' P(s'|s, a) (<π, q>(s') − Ω(π(·|s'))).  [S, A] -> [S, A]."""
+  return q_from_v(mdp, regularized_average(pi, q, reg))
+
+
+def greedy(q: Array, reg: Regularizer | None = None) -> Array:
+  """The (regularized) greedy policy ∇Ω*(q); the first maximizer when ``reg`` is None.  [S, A]."""
+  reg = none() if reg is None else reg
+  return reg.argmax(q)
+
+
+def evaluate(mdp: MDP, pi, reg: Regularizer | None = None, *,
+             memory_budget: int | None = None) -> Values:
+  """Exact (regularized) policy evaluation by a linear solve.
+
+  v_{π,Ω} = (I − γ P_π)^{-1} (r_π − Ω(π)) and q_{π,Ω} = r + γ P v_{π,Ω}, the
+  unique fixed points of T_{π,Ω} (THEORY.md §1.1; with the entropy regularizer
+  this is q^τ_π, which carries the γτPH(π) term).
+
+  A concrete ``pi`` is validated first: a stochastic [S, A] policy whose rows
+  sum to 1, or deterministic action indices [S] (made one-hot). For a sparse
+  kernel whose dense S×S system would exceed the memory budget, the system is
+  solved matrix-free with GMRES instead.
+
+  Args:
+    mdp: the MDP.
+    pi: [S, A] policy, or [S] integer actions.
+    reg: the regularizer Ω (None: unregularized).
+    memory_budget: bytes allowed for the dense S×S system.
+  Returns:
+    Values(v [S], q [S, A]).
+  """
+  S, A = mdp.num_states, mdp.num_actions
+  if not V.is_traced(pi):
+    pi = jnp.asarray(V.check_policy(pi, S, A), mdp.dtype)
+  reg = none() if reg is None else reg
+  b = policy_average(pi, mdp.r) - reg.omega(pi)
+  dense_ok = (S * S * np.dtype(mdp.dtype).itemsize
+              <= (V.DEFAULT_MEMORY_BUDGET if memory_budget is None else memory_budget))
+  if dense_ok:
+    M = jnp.eye(S, dtype=b.dtype) - mdp.gamma * policy_kernel(mdp, pi)
+    v = jnp.linalg.solve(M, b)
+  else:
+    def matvec(x):
+      return x - mdp.gamma * policy_average(pi, expect(mdp.P, x))
+    v, _ = jax.scipy.sparse.linalg.gmres(matvec, b, x0=b, tol=1e-12, restart=50, maxiter=1000)
+  return Values(v=v, q=q_from_v(mdp, v))
+
+
+def span(x: Array, axis=None) -> Array:
+  """The span seminorm max x − min x."""
+  return jnp.max(x, axis=axis) - jnp.min(x, axis=axis)
+
+
+def sup_norm(x: Array) -> Array:
+  """‖x‖_∞."""
+  return jnp.max(jnp.abs(x))

@@ -1,0 +1,155 @@
+r"""Regularizers as bundles (Ω, Ω*, ∇Ω*) acting on the last (action) axis.
+
+For a convex penalty Ω on the simplex, the regularized greedy step and the
+smoothed maximum are its convex conjugate and the conjugate's gradient
+(Geist, Scherrer & Pietquin 2019, "A Theory of Regularized MDPs", §2):
+
+    Ω*(q)  = max_π <π, q> − Ω(π)          (the smoothed max, a regularized "V")
+    ∇Ω*(q) = argmax_π <π, q> − Ω(π)       (the regularized greedy policy)
+
+Every function maps ``[..., A]`` arrays (one row per state, or a batch of
+rows) to ``[...]`` (Ω, Ω*) or ``[..., A]`` (∇Ω*, log ∇Ω*). References such as
+``pi_ref`` broadcast against the leading axes, so ``kl(pi_ref=[S, A])``
+regularizes each state toward its own row.
+
+All computations are in log space: τ log π is computed as q − τ lse(q/τ), never
+as τ·log(softmax(q/τ)), so nothing over- or underflows for τ down to 1e-6 in
+float32 or float64. Temperatures may be traced arrays (``jax.vmap`` over τ):
+build the bundle inside the function you transform; never pass a bundle as a
+traced argument to ``jit``.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax.scipy.special import xlogy
+
+from mdptheory import validate as V
+
+Array = jax.Array
+
+
+class Regularizer(NamedTuple):
+  """Ω on the simplex with its convex conjugate and the conjugate's gradient."""
+  omega: Callable[[Array], Array]       # [..., A] -> [...]     Ω(π), the convex penalty
+  smax: Callable[[Array], Array]        # [..., A] -> [...]     Ω*(q) = max_π <π, q> − Ω(π)
+  argmax: Callable[[Array], Array]      # [..., A] -> [..., A]  ∇Ω*(q), the regularized greedy policy
+  log_argmax: Callable[[Array], Array]  # [..., A] -> [..., A]  log ∇Ω*(q), −inf off the support
+  name: str = "regularizer"
+
+
+def none() -> Regularizer:
+  """No regularization: Ω = 0 on the simplex, Ω* = max, ∇Ω* = one-hot argmax (first maximizer)."""
+  def argmax(q):
+    return jax.nn.one_hot(jnp.argmax(q, axis=-1), q.shape[-1], dtype=q.dtype)
+
+  def log_argmax(q):
+    return jnp.where(argmax(q) > 0, 0.0, -jnp.inf).astype(q.dtype)
+
+  return Regularizer(
+      omega=lambda pi: jnp.zeros(pi.shape[:-1], pi.dtype),
+      smax=lambda q: jnp.max(q, axis=-1),
+      argmax=argmax,
+      log_argmax=log_argmax,
+      name="none")
+
+
+def entropy(tau) -> Regularizer:
+  """Negative Shannon entropy Ω(π) = τ Σ_a π log π; Ω*(q) = τ lse(q/τ); ∇Ω* = softmax(q/τ)."""
+  tau = V.check_positive("tau", tau, hint="; tau is the entropy temperature (tau -> 0 is the unregularized max, "
+                                           "use regularizers.none() for tau = 0)")
+  return Regularizer(
+      omega=lambda pi: tau * jnp.sum(xlogy(pi, pi), axis=-1),
+      smax=lambda q: tau * jax.nn.logsumexp(q / tau, axis=-1),
+      argmax=lambda q: jax.nn.softmax(q / tau, axis=-1),
+      log_argmax=lambda q: jax.nn.log_softmax(q / tau, axis=-1),
+      name="entropy")
+
+
+def kl(pi_ref, lam) -> Regularizer:
+  """KL to a fixed reference: Ω(π) = λ KL(π ‖ π_ref).
+
+  Ω*(q) = λ log Σ_a π_ref(a) exp(q(a)/λ) and ∇Ω*(q) ∝ π_ref exp(q/λ), with
+  support inside supp π_ref (THEORY.md §8, "KL to fixed prior").
+
+  Args:
+    pi_ref: [..., A] reference policy; rows on the simplex (zeros allowed).
+    lam: KL weight λ > 0.
+  """
+  lam = V.check_positive("lam", lam, hint="; lam is the KL weight (use regularizers.none() for lam = 0)")
+  log_ref = _safe_log(pi_ref)
+  return _tilted(log_ref, lam, beta=1.0, name="kl")
+
+
+def kl_entropy(lam, tau, pi_prev) -> Regularizer:
+  r"""The MD-MPI(λ, τ) greedy step: Ω(π) = λ KL(π ‖ π_prev) − τ H(π) (THEORY.md §2.1–2.2).
+
+  With β = λ / (λ + τ):
+    ∇Ω*(q) ∝ π_prev^β exp(q / (λ + τ)),   Ω*(q) = (λ + τ) log Σ_a π_prev(a)^β exp(q(a) / (λ + τ)).
+
+  Args:
+    lam: KL weight λ >= 0.
+    tau: entropy weight τ >= 0, with λ + τ > 0.
+    pi_prev: [..., A] the previous policy π_k (the KL anchor).
+  """
+  lam = V.check_positive("lam", lam, allow_zero=True)
+  tau = V.check_positive("tau", tau, allow_zero=True)
+  if not V.is_traced(lam) and not V.is_traced(tau) and lam + tau == 0:
+    raise V.ParameterError("lam + tau must be > 0 for kl_entropy; use regularizers.none() for the hard greedy step")
+  temp = lam + tau
+  beta = lam / temp
+  log_prev = _safe_log(pi_prev)
+  # Ω(π) = λ KL(π‖π_prev) − τ H(π) = (λ + τ) Σ π log π − (λ + τ) Σ π · β log π_prev.
+  return _tilted(log_prev, temp, beta=beta, name="kl_entropy")
+
+
+def tsallis(q, tau) -> Regularizer:
+  """Tsallis entropy regularizer τ Ω_q (THEORY.md §4.1–4.2); q = 1 is the Shannon case.
+
+  See :func:`mdptheory.tsallis.tsallis_regularizer` for the conventions.
+  """
+  from mdptheory.tsallis import tsallis_regularizer
+  return tsallis_regularizer(q, tau)
+
+
+# -- helpers ------------------------------------------------------------------
+
+def _safe_log(p) -> Array:
+  """log p with log 0 = −inf, without a divide warning."""
+  p = jnp.asarray(p)
+  return jnp.where(p > 0, jnp.log(jnp.where(p > 0, p, 1.0)), -jnp.inf)
+
+
+def _xlogy_ref(pi, log_ref):
+  """π log π_ref with 0 · log 0 = 0 (and π > 0, π_ref = 0 gives −inf)."""
+  return jnp.where(pi > 0, pi * log_ref, 0.0)
+
+
+def _tilted(log_ref, temp, *, beta, name) -> Regularizer:
+  """The bundle with greedy policy ∝ exp(β log π_ref + q / temp).
+
+  Ω(π) = temp Σ π log π − temp Σ π β log π_ref, whose conjugate is
+  temp · lse(β log π_ref + q / temp).
+  """
+  finite = jnp.isfinite(log_ref)
+  # β log π_ref, with β · log 0 = −inf for β > 0 and 0 for β = 0 (no 0 · inf = NaN).
+  prior = jnp.where(finite, beta * jnp.where(finite, log_ref, 0.0),
+                    jnp.where(jnp.asarray(beta) > 0, -jnp.inf, 0.0))
+
+  def logits(q):
+    return prior + q / temp
+
+  def smax(q):
+    return temp * jax.nn.logsumexp(logits(q), axis=-1)
+
+  def log_argmax(q):
+    return jax.nn.log_softmax(logits(q), axis=-1)
+
+  def omega(pi):
+    return temp * jnp.sum(xlogy(pi, pi), axis=-1) - temp * jnp.sum(_xlogy_ref(pi, prior), axis=-1)
+
+  return Regularizer(omega=omega, smax=smax, argmax=lambda q: jnp.exp(log_argmax(q)),
+                     log_argmax=log_argmax, name=name)

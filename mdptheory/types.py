@@ -1,0 +1,255 @@
+"""Problem data as NamedTuple pytrees: finite discounted and finite-horizon MDPs.
+
+Shapes: S states, A actions, B stored successors per (s, a) in a sparse
+kernel, H stages. Build problems with the validated constructors
+(:meth:`MDP.create`, :meth:`MDP.from_sparse`, :meth:`MDP.from_ass`,
+:meth:`MDP.from_gymnasium`, :meth:`FiniteHorizonMDP.create`); the bare
+NamedTuple constructor does no checking and is meant for code that transforms
+already-valid problems (``mdp._replace(gamma=g)`` inside ``jax.vmap``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mdptheory import validate as V
+from mdptheory.errors import ShapeError
+
+Array = jax.Array
+
+
+class SparseKernel(NamedTuple):
+  """A transition kernel stored as B successors per (s, a).
+
+  ``P(s' | s, a) = sum_b probs[s, a, b] * [next_states[s, a, b] == s']``;
+  duplicated successors add up. Memory is O(S A B) instead of O(S^2 A).
+  """
+  next_states: Array  # [S, A, B] int32, successor indices in [0, S)
+  probs: Array        # [S, A, B] float, non-negative, sums to 1 over b
+
+  @property
+  def shape(self) -> tuple[int, int, int]:
+    S, A, _ = self.next_states.shape
+    return (S, A, S)
+
+  def to_dense(self, *, memory_budget: int | None = None) -> Array:
+    """The dense kernel [S, A, S]; refused before allocation above the memory budget."""
+    S, A, _ = self.next_states.shape
+    V.check_dense_budget("transition kernel P", (S, A, S), self.probs.dtype, memory_budget)
+    dense = jnp.zeros((S, A, S), self.probs.dtype)
+    s_idx = jnp.arange(S)[:, None, None]
+    a_idx = jnp.arange(A)[None, :, None]
+    return dense.at[s_idx, a_idx, self.next_states].add(self.probs)
+
+
+class MDP(NamedTuple):
+  """A finite discounted MDP.
+
+  ``P`` is either a dense array or a :class:`SparseKernel`; every operator in
+  :mod:`mdptheory.operators` accepts both.
+  """
+  P: Array | SparseKernel  # [S, A, S]  P[s, a, s'] = Pr(s' | s, a)
+  r: Array                 # [S, A]     expected reward
+  gamma: Array             # []         discount in [0, 1)
+  mu0: Array               # [S]        initial-state distribution
+
+  @property
+  def num_states(self) -> int:
+    return self.r.shape[-2]
+
+  @property
+  def num_actions(self) -> int:
+    return self.r.shape[-1]
+
+  @property
+  def is_sparse(self) -> bool:
+    return isinstance(self.P, SparseKernel)
+
+  @property
+  def dtype(self):
+    return self.r.dtype
+
+  def dense(self, *, memory_budget: int | None = None) -> "MDP":
+    """The same MDP with a dense kernel."""
+    if not self.is_sparse:
+      return self
+    return self._replace(P=self.P.to_dense(memory_budget=memory_budget))
+
+  # -- validated constructors -------------------------------------------------
+
+  @classmethod
+  def create(cls, P: Any, r: Any, gamma: Any, mu0: Any = None, *, dtype: Any = None,
+             memory_budget: int | None = None) -> "MDP":
+    """Validates and builds an MDP from ``P[s, a, s']``, ``r[s, a]``, ``gamma`` and ``mu0[s]``.
+
+    Args:
+      P: [S, A, S] transition probabilities; every row ``P[s, a, :]`` must be
+        non-negative and sum to 1 (rows off by rounding are renormalized).
+        For pymdptoolbox's (A, S, S) layout use :meth:`from_ass`; for a
+        successor list use :meth:`from_sparse`.
+      r: [S, A] expected rewards.
+      gamma: discount in [0, 1).
+      mu0: [S] initial distribution; uniform when omitted.
+      dtype: float32 or float64; JAX's default float when omitted.
+      memory_budget: refuse a dense kernel above this many bytes.
+    """
+    dt = V.resolve_dtype(dtype)
+    gamma = V.check_gamma(gamma)
+    P = V.as_real_array("P", P)
+    r = V.as_real_array("r", r)
+    _check_layout(P, r)
+    S, A, _ = P.shape
+    V.check_dense_budget("transition kernel P", P.shape, dt, memory_budget)
+    V.check_finite("r", r)
+    P = V.check_stochastic("P", P, what="row P[s, a, :]", index_names=("s", "a"))
+    mu0 = np.full(S, 1.0 / S) if mu0 is None else V.check_distribution("mu0", mu0, S)
+    return cls(P=jnp.asarray(P, dt), r=jnp.asarray(r, dt), gamma=jnp.asarray(gamma, dt),
+               mu0=jnp.asarray(mu0, dt))
+
+  @classmethod
+  def from_sparse(cls, next_states: Any, probs: Any, r: Any, gamma: Any, mu0: Any = None, *,
+                  dtype: Any = None) -> "MDP":
+    """Builds an MDP with a sparse kernel: successors ``next_states[s, a, b]`` with ``probs[s, a, b]``."""
+    dt = V.resolve_dtype(dtype)
+    gamma = V.check_gamma(gamma)
+    r = V.as_real_array("r", r, ndim=2)
+    ns = np.asarray(next_states)
+    if ns.dtype.kind not in "iu":
+        raise ShapeError(f"next_states must be an integer array, got dtype {ns.dtype}")
+    probs = V.as_real_array("probs", probs)
+    S, A = r.shape
+    if ns.ndim != 3 or ns.shape[:2] != (S, A) or probs.shape != ns.shape:
+      raise ShapeError(
+          f"next_states and probs must both have shape (S, A, B) with (S, A) = {(S, A)} from r; "
+          f"got {ns.shape} and {probs.shape}")
+    bad = (ns < 0) | (ns >= S)
+    if bad.any():
+      idx = tuple(int(i) for i in np.argwhere(bad)[0])
+      raise ShapeError(f"next_states{list(idx)} = {int(ns[idx])} is not a state index in [0, {S})")
+    V.check_finite("r", r)
+    probs = V.check_stochastic("probs", probs, what="successor list probs[s, a, :]",
+                               index_names=("s", "a"))
+    mu0 = np.full(S, 1.0 / S) if mu0 is None else V.check_distribution("mu0", mu0, S)
+    kernel = SparseKernel(jnp.asarray(ns, jnp.int32), jnp.asarray(probs, dt))
+    return cls(P=kernel, r=jnp.asarray(r, dt), gamma=jnp.asarray(gamma, dt), mu0=jnp.asarray(mu0, dt))
+
+  @classmethod
+  def from_ass(cls, P: Any, R: Any, gamma: Any, mu0: Any = None, **kw) -> "MDP":
+    """Builds an MDP from pymdptoolbox's layout: ``P[a, s, s']`` (A, S, S) and ``R`` (S, A) or (A, S, S).
+
+    A reward of shape (A, S, S) is a reward per transition; it is reduced to the
+    expected reward ``r[s, a] = sum_s' P[a, s, s'] R[a, s, s']``. A reward of shape (S,)
+    is a state reward, repeated over actions.
+    """
+    P = V.as_real_array("P", P)
+    R = V.as_real_array("R", R)
+    if P.ndim != 3 or P.shape[1] != P.shape[2]:
+      raise ShapeError(f"P in (A, S, S) layout must have shape (A, S, S), got {P.shape}")
+    A, S, _ = P.shape
+    if R.shape == (A, S, S):
+      r = np.einsum("ast,ast->sa", P, R)
+    elif R.shape == (S, A):
+      r = R
+    elif R.shape == (S,):
+      r = np.repeat(R[:, None], A, axis=1)
+    else:
+      raise ShapeError(f"R must have shape (S, A) = {(S, A)}, (S,) or (A, S, S); got {R.shape}")
+    return cls.create(np.transpose(P, (1, 0, 2)), r, gamma, mu0, **kw)
+
+  @classmethod
+  def from_gymnasium(cls, env: Any, gamma: Any, **kw) -> "MDP":
+    """Builds an MDP from a gymnasium toy-text environment's ``P[s][a] = [(prob, next, reward, done)]``.
+
+    Duplicate (next, reward) entries are summed, rewards become expectations, and
+    terminal transitions lead to absorbing states (see :func:`mdptheory.gym.from_toy_text`).
+    """
+    from mdptheory.gym import from_toy_text  # gymnasium is imported only when needed
+    P, r, mu0 = from_toy_text(env)
+    return cls.create(P, r, gamma, mu0, **kw)
+
+
+class FiniteHorizonMDP(NamedTuple):
+  """A finite-horizon (undiscounted) MDP with stage-dependent dynamics."""
+  P: Array    # [H, S, A, S]  P[h, s, a, s'] = Pr(s_{h+1} = s' | s_h = s, a_h = a)
+  r: Array    # [H, S, A]     expected reward at stage h
+  mu0: Array  # [S]           distribution of s_1
+
+  @property
+  def horizon(self) -> int:
+    return self.r.shape[0]
+
+  @property
+  def num_states(self) -> int:
+    return self.r.shape[1]
+
+  @property
+  def num_actions(self) -> int:
+    return self.r.shape[2]
+
+  @classmethod
+  def create(cls, P: Any, r: Any, mu0: Any = None, *, horizon: Any = None, dtype: Any = None,
+             memory_budget: int | None = None) -> "FiniteHorizonMDP":
+    """Validates and builds a finite-horizon MDP.
+
+    ``P`` is [H, S, A, S] (or a stationary [S, A, S] repeated over ``horizon``
+    stages) and ``r`` is [H, S, A] (or a stationary [S, A]).
+    """
+    dt = V.resolve_dtype(dtype)
+    P = V.as_real_array("P", P)
+    r = V.as_real_array("r", r)
+    if horizon is not None:
+      horizon = V.check_int("horizon H", horizon, minimum=1)
+    if P.ndim == 3:
+      if horizon is None:
+        raise ShapeError("a stationary P of shape (S, A, S) needs horizon=H to build a finite-horizon MDP")
+      P = np.broadcast_to(P, (horizon, *P.shape))
+    if r.ndim == 2:
+      if horizon is None:
+        horizon = P.shape[0]
+      r = np.broadcast_to(r, (horizon, *r.shape))
+    if P.ndim != 4 or P.shape[1] != P.shape[3]:
+      raise ShapeError(f"P must have shape (H, S, A, S), got {P.shape}")
+    H, S, A, _ = P.shape
+    if H == 0 or S == 0 or A == 0:
+      raise ShapeError(f"P has an empty dimension: shape (H, S, A, S) = {P.shape}")
+    if horizon is not None and H != horizon:
+      raise ShapeError(f"P has {H} stages but horizon={horizon}")
+    if r.shape != (H, S, A):
+      raise ShapeError(f"r must have shape (H, S, A) = {(H, S, A)}, got {r.shape}")
+    V.check_dense_budget("transition kernel P", P.shape, dt, memory_budget)
+    V.check_finite("r", r)
+    P = V.check_stochastic("P", P, what="row P[h, s, a, :]", index_names=("h", "s", "a"))
+    mu0 = np.full(S, 1.0 / S) if mu0 is None else V.check_distribution("mu0", mu0, S)
+    return cls(P=jnp.asarray(P, dt), r=jnp.asarray(r, dt), mu0=jnp.asarray(mu0, dt))
+
+  @classmethod
+  def from_mdp(cls, mdp: MDP, horizon: Any) -> "FiniteHorizonMDP":
+    """The H-stage truncation of a (dense) discounted MDP; the discount is dropped."""
+    H = V.check_int("horizon H", horizon, minimum=1)
+    m = mdp.dense()
+    return cls(P=jnp.broadcast_to(m.P, (H, *m.P.shape)), r=jnp.broadcast_to(m.r, (H, *m.r.shape)),
+               mu0=m.mu0)
+
+
+def _check_layout(P: np.ndarray, r: np.ndarray) -> None:
+  """Shape checks for P [S, A, S] and r [S, A], with hints for common layout slips."""
+  if P.ndim != 3:
+    raise ShapeError(
+        f"P must have shape (S, A, S) with P[s, a, s'] = Pr(s' | s, a); got shape {P.shape}")
+  S, A, S2 = P.shape
+  if S == 0 or A == 0 or S2 == 0:
+    raise ShapeError(f"P has an empty dimension: shape (S, A, S) = {P.shape}; an MDP needs S >= 1 and A >= 1")
+  if S != S2:
+    if P.shape[1] == P.shape[2] and r.shape == (P.shape[1], P.shape[0]):
+      raise ShapeError(
+          f"P has shape {P.shape}, which looks like pymdptoolbox's (A, S, S) layout with A={S}, S={S2}; "
+          f"use MDP.from_ass(P, r, gamma) or transpose to (S, A, S) with P.transpose(1, 0, 2)")
+    raise ShapeError(f"P must have shape (S, A, S), but its first and last axes differ: {P.shape}")
+  if r.shape != (S, A):
+    if r.shape == (A, S):
+      raise ShapeError(f"r has shape {r.shape} = (A, S); expected (S, A) = {(S, A)}: pass r.T")
+    raise ShapeError(f"r must have shape (S, A) = {(S, A)} to match P {P.shape}, got {r.shape}")
