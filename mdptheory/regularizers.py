@@ -109,9 +109,9 @@ def kl_entropy(lam, tau, pi_prev) -> Regularizer:
 def tsallis(q, tau) -> Regularizer:
   """Tsallis entropy regularizer τ Ω_q (THEORY.md §4.1–4.2); q = 1 is the Shannon case.
 
-  See :func:`mdptheory.tsallis.tsallis_regularizer` for the conventions.
+  See :func:`mdptheory.qexp.tsallis_regularizer` for the conventions.
   """
-  from mdptheory.tsallis import tsallis_regularizer
+  from mdptheory.qexp import tsallis_regularizer
   return tsallis_regularizer(q, tau)
 
 

@@ -1,1 +1,13 @@
-"""Studies: one file per claim group."""
+"""Studies: one file per claim group (THEORY.md §11).
+
+Each module has a docstring naming the theorem and the paper, a frozen
+``Config`` with ``quick()`` (seconds; used by the tests and ``verify --quick``)
+and the default paper-scale configuration, ``run(cfg) -> tidy DataFrame``,
+``check(df) -> list[ClaimResult]`` and ``plot(df) -> Figure``.
+"""
+
+# The explicit registry: study name -> module (imported on demand).
+STUDIES: dict[str, str] = {
+    "rb_contraction": "mdptheory.studies.rb_contraction",
+    "rb_bias": "mdptheory.studies.rb_bias",
+}

@@ -20,8 +20,8 @@ def _regularizers(tau, A, key):
       "entropy": R.entropy(tau),
       "kl": R.kl(prior, tau),
       "kl_entropy": R.kl_entropy(tau, 0.5 * tau, prior),
-      #TS "tsallis2": R.tsallis(2.0, tau),
-      #TS "tsallis3": R.tsallis(3.0, tau),
+      "tsallis2": R.tsallis(2.0, tau),
+      "tsallis3": R.tsallis(3.0, tau),
   }
 
 

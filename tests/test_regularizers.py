@@ -23,8 +23,8 @@ def smooth_bundles():
       "kl_entropy": R.kl_entropy(0.3, 0.2, PI_PREV),
       "kl_entropy_no_kl": R.kl_entropy(0.0, 0.2, PI_PREV),
       "kl_entropy_no_entropy": R.kl_entropy(0.3, 0.0, PI_PREV),
-      #TS "tsallis2": R.tsallis(2.0, 0.5),
-      #TS "tsallis1.5": R.tsallis(1.5, 0.5),
+      "tsallis2": R.tsallis(2.0, 0.5),
+      "tsallis1.5": R.tsallis(1.5, 0.5),
   }
 
 
