@@ -1,13 +1,25 @@
-"""The ``mdptheory`` command: list what exists, verify every claim."""
+"""The ``mdptheory`` command: list, run a study's sweep, verify every claim, redraw figures.
+
+    mdptheory list
+    mdptheory run STUDY [--quick] [--set k=v1,v2 ...] [--seeds N] [--backend local|ray] [--address A]
+                        [--workers N] [--out DIR] [--figures DIR] [--force]
+    mdptheory verify [--quick|--full] [--format table|json|markdown] [--study NAME ...]
+    mdptheory plot STUDY [--quick] [--set ...] [--seeds N] [--out DIR] [--figures DIR]
+
+Results go to ``results/<study>/<cell-hash>/`` and are reused on the next run;
+figures (PNG, PDF and the CSV behind them) and ``REPORT.md`` go to ``figures/``.
+Computations run in float64 unless ``--no-x64`` is given.
+"""
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
 import time
 from pathlib import Path
+
+from mdptheory.errors import MDPTheoryError
 
 
 def _enable_x64(on: bool) -> None:
@@ -35,11 +47,22 @@ def cmd_list(args) -> int:
   return 0
 
 
+def _claim_rows(study_name: str, results) -> list[dict]:
+  from mdptheory.claims import CLAIMS
+  rows = []
+  for res in results:
+    claim = CLAIMS[res.id]
+    rows.append(dict(id=res.id, paper=claim.paper, statement=claim.statement, study=study_name,
+                     kind=claim.kind, note=claim.note, measured=res.measured, bound=res.bound,
+                     margin=res.margin, passed=res.passed, detail=res.detail))
+  return rows
+
+
 def _format_table(rows) -> str:
   head = ["claim", "paper", "measured", "bound", "margin", "result"]
   body = [[r["id"], r["paper"][:44], f"{r['measured']:.4g}", f"{r['bound']:.4g}", f"{r['margin']:.3g}",
            "PASS" if r["passed"] else "FAIL"] for r in rows]
-  widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(head)]
+  widths = [max([len(h)] + [len(b[i]) for b in body]) for i, h in enumerate(head)]
   fmt = "  ".join(f"{{:{w}s}}" for w in widths)
   return "\n".join([fmt.format(*head), fmt.format(*("-" * w for w in widths))] + [fmt.format(*b) for b in body])
 
@@ -47,40 +70,69 @@ def _format_table(rows) -> str:
 def _format_markdown(rows) -> str:
   lines = ["| claim | paper | measured | bound | margin | result | detail |", "|---|---|---|---|---|---|---|"]
   for r in rows:
+    detail = r["detail"].replace("|", "\\|")
     lines.append(f"| {r['id']} | {r['paper']} | {r['measured']:.4g} | {r['bound']:.4g} | {r['margin']:.3g} | "
-                 f"{'PASS' if r['passed'] else 'FAIL'} | {r['detail']} |")
+                 f"{'PASS' if r['passed'] else 'FAIL'} | {detail} |")
   return "\n".join(lines)
 
 
-def verify(*, quick: bool, figures_dir: Path, studies: list[str] | None = None, log=print) -> list[dict]:
-  """Runs every registered claim's study, saves its figure, and returns one row per claim."""
-  from mdptheory.claims import CLAIMS
+def _sweep(name: str, args, *, quick: bool, log) -> tuple[object, object]:
+  """Expands and runs one study's sweep through the results store; returns (study module, summary)."""
+  from mdptheory.runner import expand, parse_set, resolve_study, run_sweep
+  study = resolve_study(name)
+  cells = expand(study, quick=quick, overrides=parse_set(getattr(args, "set", None) or []),
+                 seeds=getattr(args, "seeds", None))
+  summary = run_sweep(study, cells, out=args.out, backend=args.backend, workers=args.workers,
+                      address=args.address, force=getattr(args, "force", False), progress=not args.no_progress)
+  return study, summary
+
+
+def _check_and_plot(study, df, figures: Path, log) -> list[dict]:
   from mdptheory.plotting import save_figure
-  rows = []
-  for name, module in _studies().items():
-    if studies and name not in studies:
-      continue
-    study = importlib.import_module(module)
-    cfg = study.Config.quick() if quick else study.Config()
-    t0 = time.perf_counter()
-    df = study.run(cfg)
-    results = study.check(df)
-    save_figure(study.plot(df), df, figures_dir / name)
-    log(f"  {name}: {len(df)} rows in {time.perf_counter() - t0:.1f} s -> {figures_dir / name}.png")
-    for res in results:
-      claim = CLAIMS[res.id]
-      rows.append(dict(id=res.id, paper=claim.paper, statement=claim.statement, study=name,
-                       kind=claim.kind, note=claim.note, measured=res.measured, bound=res.bound,
-                       margin=res.margin, passed=res.passed, detail=res.detail))
+  if len(df) == 0:
+    log(f"  {study.NAME}: no results to check")
+    return []
+  rows = _claim_rows(study.NAME, study.check(df))
+  paths = save_figure(study.plot(df), df, figures / study.NAME)
+  log(f"  {study.NAME}: figure -> {paths[0]}")
   return rows
+
+
+def cmd_run(args) -> int:
+  _enable_x64(args.x64)
+  study, summary = _sweep(args.study, args, quick=args.quick, log=print)
+  rows = _check_and_plot(study, summary.frame, Path(args.figures), print)
+  if rows:
+    print(_format_table(rows))
+  return 0 if (not summary.failed and not summary.diverged and all(r["passed"] for r in rows)) else 1
+
+
+def cmd_plot(args) -> int:
+  from mdptheory.plotting import save_figure
+  from mdptheory.runner import expand, load_results, parse_set, resolve_study
+  _enable_x64(args.x64)
+  study = resolve_study(args.study)
+  cells = expand(study, quick=args.quick, overrides=parse_set(args.set or []), seeds=args.seeds)
+  df = load_results(study, cells, args.out, include_diverged=True)
+  if len(df) == 0:
+    raise MDPTheoryError(f"no stored results for {study.NAME} under {args.out}; run "
+                         f"'mdptheory run {study.NAME}{' --quick' if args.quick else ''}' first")
+  paths = save_figure(study.plot(df), df, Path(args.figures) / study.NAME)
+  print(f"{study.NAME}: {len(df)} rows from {args.out} -> {paths[0]}")
+  return 0
 
 
 def cmd_verify(args) -> int:
   _enable_x64(args.x64)
-  figures_dir = Path(args.figures)
+  figures = Path(args.figures)
   log = (lambda *a, **k: print(*a, file=sys.stderr, **k)) if args.format == "json" else print
   log(f"verify ({'quick' if args.quick else 'full'} configurations, float{'64' if args.x64 else '32'}):")
-  rows = verify(quick=args.quick, figures_dir=figures_dir, studies=args.study, log=log)
+  t0 = time.perf_counter()
+  rows, failed_cells = [], []
+  for name in (args.study or list(_studies())):
+    study, summary = _sweep(name, args, quick=args.quick, log=log)
+    failed_cells += [(name, h) for h, _, _ in list(summary.failed) + list(summary.diverged)]
+    rows += _check_and_plot(study, summary.frame, figures, log)
   if args.format == "json":
     print(json.dumps(rows, indent=2))
   elif args.format == "markdown":
@@ -88,37 +140,84 @@ def cmd_verify(args) -> int:
   else:
     print(_format_table(rows))
   report = ["# mdptheory verify report", "",
-            f"Mode: {'quick' if args.quick else 'full'}; {sum(r['passed'] for r in rows)}/{len(rows)} claims pass.",
-            "", _format_markdown(rows), "", "Figures (PNG, PDF and the CSV behind each):", ""]
-  report += [f"- `{r['study']}`: ![{r['study']}]({r['study']}.png)" for r in rows]
-  figures_dir.mkdir(parents=True, exist_ok=True)
+            f"Mode: {'quick' if args.quick else 'full'} configurations, "
+            f"float{'64' if args.x64 else '32'}; {sum(r['passed'] for r in rows)}/{len(rows)} claims pass "
+            f"({time.perf_counter() - t0:.0f} s).", "", _format_markdown(rows), "",
+            "Figures (each with the PDF and the CSV of the data behind it):", ""]
+  for name in dict.fromkeys(r["study"] for r in rows):
+    report.append(f"- `{name}`: ![{name}]({name}.png)")
   from mdptheory.plotting import _atomic_write
-  _atomic_write(figures_dir / "REPORT.md", lambda f: f.write(("\n".join(report) + "\n").encode()))
+  figures.mkdir(parents=True, exist_ok=True)
+  _atomic_write(figures / "REPORT.md", lambda f: f.write(("\n".join(report) + "\n").encode()))
   failed = [r["id"] for r in rows if not r["passed"]]
-  if failed:
-    log(f"FAILED claims: {failed}")
+  if failed or failed_cells:
+    log(f"FAILED claims: {failed}; failed or diverged cells: {failed_cells}")
     return 1
   return 0
 
 
+def _add_sweep_args(p, *, force: bool = True) -> None:
+  p.add_argument("--set", action="append", metavar="KEY=V1,V2",
+                 help="sweep a Config field over comma-separated values (repeatable)")
+  p.add_argument("--seeds", type=int, help="number of seeds per setting (default: the study's)")
+  p.add_argument("--out", default="results", help="results folder (default: results)")
+  p.add_argument("--figures", default="figures", help="figures folder (default: figures)")
+  p.add_argument("--x64", action=argparse.BooleanOptionalAction, default=True,
+                 help="compute in float64 (default: on)")
+
+
+def _add_exec_args(p) -> None:
+  p.add_argument("--backend", choices=["local", "ray"], default="local")
+  p.add_argument("--address", help="Ray cluster address (default: start an embedded local cluster)")
+  p.add_argument("--workers", type=int, default=1, help="local worker processes (default: 1, in-process)")
+  p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
 def main(argv: list[str] | None = None) -> int:
-  parser = argparse.ArgumentParser(prog="mdptheory", description=__doc__)
+  parser = argparse.ArgumentParser(prog="mdptheory", description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
   sub = parser.add_subparsers(dest="command", required=True)
+
   p = sub.add_parser("list", help="studies, claims and envs")
   p.set_defaults(func=cmd_list)
+
+  p = sub.add_parser("run", help="run one study's sweep (resumable), check its claims, draw its figure")
+  p.add_argument("study")
+  p.add_argument("--quick", action="store_true", help="the study's quick configuration")
+  p.add_argument("--force", action="store_true", help="recompute cells that are already stored")
+  _add_sweep_args(p)
+  _add_exec_args(p)
+  p.set_defaults(func=cmd_run)
+
   p = sub.add_parser("verify", help="run every registered claim; exit non-zero if one fails")
   mode = p.add_mutually_exclusive_group()
   mode.add_argument("--quick", dest="quick", action="store_true", default=True,
                     help="quick configurations (the default)")
   mode.add_argument("--full", dest="quick", action="store_false", help="paper-scale configurations")
   p.add_argument("--format", choices=["table", "json", "markdown"], default="table")
-  p.add_argument("--figures", default="figures", help="folder for figures and REPORT.md")
   p.add_argument("--study", action="append", help="only this study (repeatable)")
+  p.add_argument("--out", default="results", help="results folder (default: results)")
+  p.add_argument("--figures", default="figures", help="figures folder (default: figures)")
   p.add_argument("--x64", action=argparse.BooleanOptionalAction, default=True,
                  help="compute in float64 (default: on)")
+  _add_exec_args(p)
   p.set_defaults(func=cmd_verify)
+
+  p = sub.add_parser("plot", help="redraw a study's figure from stored results (no recomputation)")
+  p.add_argument("study")
+  p.add_argument("--quick", action="store_true")
+  _add_sweep_args(p)
+  p.set_defaults(func=cmd_plot)
+
   args = parser.parse_args(argv)
-  return args.func(args)
+  try:
+    return args.func(args)
+  except MDPTheoryError as e:
+    print(f"mdptheory: error: {e}", file=sys.stderr)
+    return 2
+  except KeyboardInterrupt:
+    print("mdptheory: interrupted; completed cells are stored and a re-run resumes", file=sys.stderr)
+    return 130
 
 
 if __name__ == "__main__":

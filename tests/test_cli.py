@@ -1,4 +1,4 @@
-"""The mdptheory command: list, verify (table, json, markdown, report, exit code)."""
+"""The mdptheory command: list, run (resumable), plot from stored results, verify (table, json, report, exit codes)."""
 
 import json
 
@@ -10,9 +10,11 @@ from mdptheory.studies import rb_bias
 
 @pytest.fixture
 def tiny_rb_bias(monkeypatch):
-  """rb_bias with a tiny quick config, so the CLI tests exercise the plumbing, not the study."""
+  """rb_bias with a tiny quick sweep, so the CLI tests exercise the plumbing, not the study."""
   monkeypatch.setattr(rb_bias.Config, "quick", classmethod(
-      lambda cls: cls(num_states=6, num_actions=3, branching=2, gammas=(0.9,), taus=(0.1,), num_seeds=1)))
+      lambda cls: cls(num_states=6, num_actions=3, branching=2)))
+  monkeypatch.setattr(rb_bias, "QUICK_GRID", {"regularizer": ("entropy",), "gamma": (0.9,), "tau": (0.1, 1.0)})
+  monkeypatch.setattr(rb_bias, "QUICK_SEEDS", 2)
 
 
 def test_list_names_studies_claims_and_envs(capsys):
@@ -22,17 +24,45 @@ def test_list_names_studies_claims_and_envs(capsys):
 
 
 def test_verify_json_is_machine_readable_and_writes_the_report(capsys, tmp_path, tiny_rb_bias):
-  code = cli.main(["verify", "--quick", "--format", "json", "--study", "rb_bias", "--figures", str(tmp_path)])
+  code = cli.main(["verify", "--quick", "--format", "json", "--study", "rb_bias", "--figures", str(tmp_path / "fig"),
+                   "--out", str(tmp_path / "res"), "--no-progress"])
   out = capsys.readouterr().out
   rows = json.loads(out)
   assert code == 0 and [r["id"] for r in rows] == ["RB-3"] and rows[0]["passed"] is True
   for ext in ("png", "pdf", "csv"):
-    assert (tmp_path / f"rb_bias.{ext}").stat().st_size > 0
-  assert "RB-3" in (tmp_path / "REPORT.md").read_text()
+    assert (tmp_path / "fig" / f"rb_bias.{ext}").stat().st_size > 0
+  assert "RB-3" in (tmp_path / "fig" / "REPORT.md").read_text()
+
+
+def test_run_resumes_and_plot_redraws_from_stored_results(capsys, tmp_path, tiny_rb_bias):
+  args = ["run", "rb_bias", "--quick", "--out", str(tmp_path / "res"), "--figures", str(tmp_path / "fig"),
+          "--no-progress", "--set", "tau=0.1,0.5,1.0"]
+  assert cli.main(args) == 0
+  assert "computed 6, reused 0" in capsys.readouterr().err
+  assert cli.main(args) == 0
+  assert "computed 0, reused 6" in capsys.readouterr().err
+  (tmp_path / "fig" / "rb_bias.png").unlink()
+  assert cli.main(["plot", "rb_bias", "--quick", "--out", str(tmp_path / "res"), "--figures",
+                   str(tmp_path / "fig"), "--set", "tau=0.1,0.5,1.0"]) == 0
+  assert (tmp_path / "fig" / "rb_bias.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("argv,fragment", [
+    (["run", "no_such_study", "--quick"], "rb_bias"),
+    (["run", "rb_bias", "--quick", "--set", "bogus=1"], "valid"),
+    (["run", "rb_bias", "--quick", "--set", "tau=abc"], "tau"),
+    (["run", "rb_bias", "--quick", "--set", "tau="], "tau"),
+    (["plot", "rb_bias", "--quick"], "run"),
+])
+def test_bad_requests_get_a_clear_error_and_exit_code_2(argv, fragment, capsys, tmp_path, tiny_rb_bias):
+  code = cli.main(argv + ["--out", str(tmp_path / "empty"), "--figures", str(tmp_path / "fig")])
+  err = capsys.readouterr().err
+  assert code == 2 and fragment in err, err
 
 
 def test_verify_exits_non_zero_when_a_claim_fails(monkeypatch, tmp_path, capsys, tiny_rb_bias):
   from mdptheory.claims import ClaimResult
   monkeypatch.setattr(rb_bias, "check", lambda df: [ClaimResult.compare("RB-3", 2.0, 1.0)])
-  assert cli.main(["verify", "--study", "rb_bias", "--figures", str(tmp_path)]) == 1
+  assert cli.main(["verify", "--study", "rb_bias", "--figures", str(tmp_path), "--out", str(tmp_path / "res"),
+                   "--no-progress"]) == 1
   assert "FAIL" in capsys.readouterr().out

@@ -188,3 +188,23 @@ def test_soft_backward_induction_toward_a_prior_is_optimal_and_self_consistent()
   others = jnp.asarray(rng.dirichlet(np.ones(2) * 0.5, size=(500, 3, 3)))
   values = jax.vmap(lambda pi: solvers.evaluate_finite(fmdp, pi, reg).v[0])(others)  # [500, S]
   assert jnp.all(values <= res.v[0][None] + 1e-12)
+
+
+# -- textbook values through the library's own solvers ---------------------------
+
+SUTTON_BARTO_FIG_3_2 = [[3.3, 8.8, 4.4, 5.3, 1.5], [1.5, 3.0, 2.3, 1.9, 0.5], [0.1, 0.7, 0.7, 0.4, -0.4],
+                        [-1.0, -0.4, -0.4, -0.6, -1.2], [-1.9, -1.3, -1.2, -1.4, -2.0]]
+SUTTON_BARTO_FIG_3_5 = [[22.0, 24.4, 22.0, 19.4, 17.5], [19.8, 22.0, 19.8, 17.8, 16.0],
+                        [17.8, 19.8, 17.8, 16.0, 14.4], [16.0, 17.8, 16.0, 14.4, 13.0],
+                        [14.4, 16.0, 14.4, 13.0, 11.7]]
+
+
+def test_sutton_barto_example_3_5_values_from_the_solvers():
+  """Sutton & Barto (2nd ed.) Fig. 3.2 (equiprobable policy) and Fig. 3.5 (v*), to the book's 0.1."""
+  from mdptheory import envs
+  mdp = envs.make("sutton_barto_grid")
+  v_random = ops.evaluate(mdp, jnp.full((25, 4), 0.25)).v.reshape(5, 5)
+  np.testing.assert_allclose(v_random, SUTTON_BARTO_FIG_3_2, rtol=0, atol=0.051)
+  for v_star in (solvers.optimum(mdp).v, solvers.value_iteration(mdp, num_iters=1000, tol=1e-12).v,
+                 solvers.lp_optimum(mdp).v):
+    np.testing.assert_allclose(v_star.reshape(5, 5), SUTTON_BARTO_FIG_3_5, rtol=0, atol=0.051)

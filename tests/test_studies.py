@@ -1,30 +1,43 @@
-"""Every registered study runs in its quick configuration, and its claims pass."""
+"""Every registered study follows the protocol, runs its quick sweep, and its claims pass."""
 
+import dataclasses
 import importlib
 
+import numpy as np
 import pandas as pd
 import pytest
 
+from mdptheory import runner
 from mdptheory.claims import CLAIMS, ClaimResult
 from mdptheory.studies import STUDIES
-
 
 _FRAMES: dict[str, pd.DataFrame] = {}
 
 
-def quick_frame(name: str) -> pd.DataFrame:
-  """The study's quick-config frame, computed once per test session."""
+def quick_frame(name: str, tmp_path_factory) -> pd.DataFrame:
+  """The study's quick sweep through the runner (in a temporary results folder), once per session."""
   if name not in _FRAMES:
-    study = importlib.import_module(STUDIES[name])
-    _FRAMES[name] = study.run(study.Config.quick())
+    study = runner.resolve_study(name)
+    cells = runner.expand(study, quick=True)
+    out = tmp_path_factory.mktemp(f"results-{name}")
+    summary = runner.run_sweep(study, cells, out=out, progress=False)
+    assert summary.ok and summary.computed == len(cells)
+    _FRAMES[name] = summary.frame
   return _FRAMES[name].copy()
 
 
 @pytest.mark.parametrize("name", sorted(STUDIES))
-def test_study_quick_config_runs_and_its_claims_pass(name, tmp_path):
+def test_study_follows_the_protocol(name):
   study = importlib.import_module(STUDIES[name])
-  df = quick_frame(name)
-  assert isinstance(df, pd.DataFrame) and len(df) > 0
+  runner.validate_study(study)
+  assert study.__doc__ and CLAIMS  # a docstring naming the theorem
+  assert any(c.study == name for c in CLAIMS.values())
+
+
+@pytest.mark.parametrize("name", sorted(STUDIES))
+def test_study_quick_sweep_runs_and_its_claims_pass(name, tmp_path_factory, tmp_path):
+  study = importlib.import_module(STUDIES[name])
+  df = quick_frame(name, tmp_path_factory)
   assert {"study", "seed"} <= set(df.columns)
   # Every bound column sits beside a measured column of the same name.
   for col in df.columns:
@@ -35,8 +48,21 @@ def test_study_quick_config_runs_and_its_claims_pass(name, tmp_path):
   for r in results:
     assert CLAIMS[r.id].study == name
     assert r.passed, r
-  fig = study.plot(df)
-  fig.savefig(tmp_path / f"{name}.png")
+  study.plot(df).savefig(tmp_path / f"{name}.png")
+
+
+@pytest.mark.parametrize("name", sorted(STUDIES))
+def test_batched_cells_equal_cell_by_cell_runs(name):
+  """run_batch (one jit(vmap) call) equals run() per cell, for cells differing in the BATCH fields."""
+  study = importlib.import_module(STUDIES[name])
+  base = dataclasses.replace(study.Config.quick(), num_states=8, num_actions=3, branching=2)
+  cells = [dataclasses.replace(base, gamma=g, tau=t, seed=s)
+           for g, t, s in [(0.9, 0.1, 0), (0.5, 1.0, 1), (0.9, 0.01, 2)]]
+  batched = study.run_batch(cells)
+  for cell, frame in zip(cells, batched):
+    single = study.run(cell)
+    pd.testing.assert_frame_equal(frame.reset_index(drop=True), single.reset_index(drop=True),
+                                  check_exact=False, rtol=1e-12, atol=1e-13)
 
 
 def test_a_claim_result_fails_on_a_violated_bound_or_nan():
@@ -46,18 +72,29 @@ def test_a_claim_result_fails_on_a_violated_bound_or_nan():
   assert ClaimResult.compare("X", 2.0, 1.0, sense=">=").passed
 
 
-def test_the_rb1_check_fails_when_a_residual_grows():
+def test_the_rb1_check_fails_when_a_residual_grows(tmp_path_factory):
   """The check can fail: a residual trace that grows by more than gamma is caught."""
   study = importlib.import_module(STUDIES["rb_contraction"])
-  bad = quick_frame("rb_contraction")
-  i = bad.index[(bad["iteration"] == 5)][0]
+  bad = quick_frame("rb_contraction", tmp_path_factory).reset_index(drop=True)
+  i = bad.index[bad["iteration"] == 5][0]
   bad.loc[i, "residual"] = bad.loc[i, "residual_prev"] * 1.5
   bad.loc[i, "step_ratio"] = 1.5
   assert not study.check(bad)[0].passed
 
 
-def test_the_rb3_check_fails_when_a_bias_exceeds_its_bound():
+def test_the_rb3_check_fails_when_a_bias_exceeds_its_bound(tmp_path_factory):
   study = importlib.import_module(STUDIES["rb_bias"])
-  bad = quick_frame("rb_bias")
-  bad.loc[bad.index[0], "bias_max"] = bad.loc[bad.index[0], "bound_bias_max"] * 1.01 + 1e-6
+  bad = quick_frame("rb_bias", tmp_path_factory).reset_index(drop=True)
+  bad.loc[0, "bias_max"] = bad.loc[0, "bound_bias_max"] * 1.01 + 1e-6
   assert not study.check(bad)[0].passed
+  assert np.isfinite(study.check(bad)[0].measured)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(STUDIES))
+def test_study_paper_scale_sweep_claims_pass(name, tmp_path):
+  """The default (paper-scale) configuration; deselected by default, run with `make test-all`."""
+  study = runner.resolve_study(name)
+  summary = runner.run_sweep(study, runner.expand(study, quick=False), out=tmp_path, progress=False)
+  assert summary.ok
+  assert all(r.passed for r in study.check(summary.frame))
