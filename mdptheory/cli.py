@@ -174,6 +174,8 @@ def _add_exec_args(p) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+  from mdptheory._xla import avoid_cpu_pool_deadlock
+  avoid_cpu_pool_deadlock()  # before the first computation creates the XLA CPU backend
   parser = argparse.ArgumentParser(prog="mdptheory", description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
   sub = parser.add_subparsers(dest="command", required=True)

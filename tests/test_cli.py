@@ -66,3 +66,16 @@ def test_verify_exits_non_zero_when_a_claim_fails(monkeypatch, tmp_path, capsys,
   assert cli.main(["verify", "--study", "rb_bias", "--figures", str(tmp_path), "--out", str(tmp_path / "res"),
                    "--no-progress"]) == 1
   assert "FAIL" in capsys.readouterr().out
+
+
+def test_the_entry_points_ask_xla_for_single_threaded_eigen_but_keep_user_flags(monkeypatch):
+  """The CLI and the tests avoid XLA CPU's multi-threaded Eigen pool, which can wedge on large vmaps."""
+  import os
+
+  from mdptheory._xla import SINGLE_THREADED_EIGEN, avoid_cpu_pool_deadlock
+  monkeypatch.setenv("XLA_FLAGS", "--xla_dump_to=/dev/null")
+  avoid_cpu_pool_deadlock()
+  assert os.environ["XLA_FLAGS"] == f"--xla_dump_to=/dev/null {SINGLE_THREADED_EIGEN}"
+  monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=true")
+  avoid_cpu_pool_deadlock()  # a user's explicit choice wins
+  assert os.environ["XLA_FLAGS"] == "--xla_cpu_multi_thread_eigen=true"

@@ -251,14 +251,16 @@ def run_inline(study: types.ModuleType, tasks: Sequence[Task]) -> Iterator[tuple
 
 
 def _worker_env() -> dict[str, str]:
+  # Workers get the parent's XLA flags (e.g. single-threaded Eigen, see mdptheory._xla).
+  env = {"XLA_FLAGS": os.environ["XLA_FLAGS"]} if os.environ.get("XLA_FLAGS") else {}
   # Several processes sharing one accelerator must not each preallocate most of its memory.
   try:
     import jax
     if jax.devices()[0].platform != "cpu":
-      return {"XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
+      env["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"
   except Exception:
     pass
-  return {}
+  return env
 
 
 def _stop_pool(pool: ProcessPoolExecutor, kill: bool) -> None:
@@ -377,6 +379,9 @@ def run_ray(study: types.ModuleType, tasks: Sequence[Task], workers: int, addres
   started = False
   if not ray.is_initialized():
     kwargs = dict(include_dashboard=False, logging_level=logging.WARNING, configure_logging=True)
+    env_vars = _worker_env()
+    if env_vars:
+      kwargs["runtime_env"] = {"env_vars": env_vars}
     with warnings.catch_warnings():
       # Ray starts its processes with fork+exec (subprocess), which is safe; JAX warns on any fork.
       warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning)
