@@ -55,6 +55,49 @@ CLAIMS: dict[str, Claim] = {c.id: c for c in [
           "Bias of the regularized optimum: 0 <= q*_tau - q* <= gamma tau ln|A|/(1-gamma), "
           "||q* - q^{pi*_tau}|| <= tau ln|A|/(1-gamma); Tsallis-2 and KL-to-prior analogues",
           "rb_bias", "inequality", "entropy policy gap [P]; the rest derived [D]"),
+    Claim("RB-2", "Bertsekas & Tsitsiklis 1996; Vieillard et al. 2020 (arXiv 2003.14089) §2.7",
+          "AVI bound: ||q* - q^{pi_(k+1)}|| <= 2 gamma/(1-gamma) (sum_j gamma^(k-j) ||eps_j|| + gamma^k ||q* - q_0||) "
+          "at every k under N1",
+          "la_averaging", "inequality", "derived form with ||q* - q_0|| [D]; the paper's printed numerators are [S]"),
+    Claim("LA-3", "Vieillard et al. 2020 (arXiv 2003.14089)",
+          "Boundedness: ||q_k|| <= v_max at every k for MD-VI(lam, 0) under N1 sampling, without clipping",
+          "la_averaging", "inequality", "[P] without errors; [D] under N1"),
+    Claim("LA-4", "Vieillard et al. 2020 (arXiv 2003.14089), Theorem 1",
+          "||q* - q^{pi_k}|| <= 2/(1-gamma) ||mean_j eps_j|| + 4 (r_max + lam ln|A|)/((1-gamma)^2 k) at every k "
+          "(MD-VI(lam, 0), N1, Garnet(30,4,4))",
+          "la_averaging", "inequality", "l-inf form [S][N]; the lam-version of the constant (the gamma-lam variant "
+                                        "is UNCONFIRMED)"),
+    Claim("LA-5", "Vieillard et al. 2020 (arXiv 2003.14089)",
+          "Averaging beats accumulation: median final normalized l1 error of MD-VI(lam in [0.01, 1]) < 0.1 x AVI's "
+          "(20 Garnets, paired sign test)",
+          "la_averaging", "statistical", "[P][N]"),
+    Claim("LA-6", "Vieillard et al. 2020 (arXiv 2003.14089)",
+          "Larger lam slows early convergence: error at k=10 larger for lam=1 than for lam=0.1 (20 Garnets, sign test)",
+          "la_averaging", "statistical", "[P]"),
+    Claim("LA-7", "Vieillard et al. 2020 (arXiv 2003.14089), Theorem 2",
+          "||q*_tau - q^tau_{pi_(k+1)}|| <= 2/(1-gamma) sum_j gamma^(k-j) ||E^beta_j|| + g_2(k) at every k "
+          "(MD-VI(lam, tau > 0), N1)",
+          "la_theorem2", "inequality", "l-inf corollary [S][D]; the component-wise display is UNCONFIRMED"),
+    Claim("LA-8", "Vieillard et al. 2020 (arXiv 2003.14089)",
+          "beta trade-off: the median final error decreases as beta = lam/(lam+tau) grows (20 Garnets, sign test)",
+          "la_theorem2", "statistical", "[P][N]"),
+    Claim("MV-1", "Vieillard, Pietquin & Geist 2020 (arXiv 2007.14430), Theorem 1",
+          "M-VI(alpha, tau) with q' = q - alpha tau ln pi equals MD-VI(alpha tau, (1-alpha) tau) under the same "
+          "errors, to 1e-10 at every iteration",
+          "mv_munchausen", "identity", "[C][D][N]"),
+    Claim("MV-4", "Vieillard, Pietquin & Geist 2020 (arXiv 2007.14430), Theorem 2",
+          "M-VI's limit widens every action gap by exactly 1/(1-alpha)",
+          "mv_munchausen", "identity", "derived 1/(1-alpha) [D][N]; the printed (1+alpha)/(1-alpha) is UNCONFIRMED"),
+    Claim("TS-4", "Zhu, Chen, Schlegel & White 2023 (arXiv 2301.11476)",
+          "Tsallis-KL greedy iterations depend on the order of the Q sequence iff q != 1 (not simply averaging)",
+          "ts_tsallis", "identity", "[D][N]; the paper's display is UNCONFIRMED"),
+    Claim("TS-5", "Zhu, Chen, Schlegel & White 2023 (arXiv 2301.11476)",
+          "MVI(q) is not Tsallis-KL MD-VI for q != 1: max policy gap > 0.05 at q in {1.5, 2, 3} (measured value "
+          "reported)",
+          "ts_tsallis", "inequality", "[D][N]; the paper's 'negligible at q=2' is UNCONFIRMED"),
+    Claim("TS-7", "Zhu, Chen, Schlegel & White 2023 (arXiv 2301.11476)",
+          "The first-order threshold approximation is exact at q=2 and its error grows with |q-2|",
+          "ts_tsallis", "inequality", "[S]"),
 ]}
 
 

@@ -39,12 +39,23 @@ def zero() -> Noise:
   return lambda key, k, mdp, v: jnp.zeros(mdp.r.shape, mdp.r.dtype)
 
 
+def _inverse_cdf(key: Array, probs: Array) -> Array:
+  """One index per row of ``probs [..., n]`` by inversion: #{j : u >= F_j}, u ~ U[0, F_n) (one uniform per row).
+
+  Scaling u by the computed total F_n keeps u < F_n, so the chosen index always has positive probability,
+  even when rounding leaves F_n slightly below 1 and the last entries are zero.
+  """
+  cdf = jnp.cumsum(probs, axis=-1)
+  u = jax.random.uniform(key, probs.shape[:-1] + (1,), probs.dtype) * cdf[..., -1:]
+  return jnp.sum(u >= cdf, axis=-1).astype(jnp.int32)
+
+
 def sample_next_states(key: Array, mdp: MDP) -> Array:
-  """One s' ~ P(·|s, a) for every (s, a).  -> [S, A] int32 (dense or sparse kernel)."""
+  """One s' ~ P(·|s, a) for every (s, a), by inverting the CDF.  -> [S, A] int32 (dense or sparse kernel)."""
   if isinstance(mdp.P, SparseKernel):
-    b = jax.random.categorical(key, jnp.log(mdp.P.probs), axis=-1)  # [S, A]
+    b = _inverse_cdf(key, mdp.P.probs)  # [S, A]
     return jnp.take_along_axis(mdp.P.next_states, b[..., None], -1)[..., 0]
-  return jax.random.categorical(key, jnp.log(mdp.P), axis=-1).astype(jnp.int32)
+  return _inverse_cdf(key, mdp.P)
 
 
 def generative() -> Noise:

@@ -10,4 +10,8 @@ and the default paper-scale configuration, ``run(cfg) -> tidy DataFrame``,
 STUDIES: dict[str, str] = {
     "rb_contraction": "mdptheory.studies.rb_contraction",
     "rb_bias": "mdptheory.studies.rb_bias",
+    "la_averaging": "mdptheory.studies.la_averaging",
+    "la_theorem2": "mdptheory.studies.la_theorem2",
+    "mv_munchausen": "mdptheory.studies.mv_munchausen",
+    "ts_tsallis": "mdptheory.studies.ts_tsallis",
 }

@@ -82,3 +82,12 @@ def test_bad_noise_parameters_are_refused():
     noise.sequence(np.zeros((3, 4)))
   with pytest.raises(NonFiniteError):
     noise.sequence(np.full((2, 3, 2), np.nan))
+
+
+def test_sampling_never_picks_a_zero_probability_successor():
+  """Inversion with u < F_n: trailing and interior zeros are never drawn, even with F_n rounded below 1."""
+  from mdptheory.noise import _inverse_cdf
+  probs = jnp.asarray([[0.0, 0.3, 0.0, 0.7 - 1e-16, 0.0]] * 4)
+  keys = jax.random.split(jax.random.key(5), 50_000)
+  idx = np.asarray(jax.vmap(lambda k: _inverse_cdf(k, probs))(keys))
+  assert set(np.unique(idx)) == {1, 3}
