@@ -19,8 +19,7 @@ test: $(STAMP)  ## the test suite (quick configurations; what CI runs)
 test-all: $(STAMP)  ## the test suite including the slow, paper-scale studies
 	$(BIN)/python -m pytest -m "slow or not slow" $(PYTEST_ARGS)
 
-bench: $(STAMP)
-	$(BIN)/pip install -q -e ".[bench]"
+bench: $(STAMP)  ## speed against baselines measured in the same run (see benchmarks/README.md)
 	$(BIN)/python -m benchmarks
 
 figures: verify
