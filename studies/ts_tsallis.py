@@ -130,4 +130,4 @@ def plot(df: pd.DataFrame) -> Figure:
   part = df[df["q"] > 1.0].assign(panel="Tsallis index q")
   return value_vs_parameter(part, x="q", ys=["order_gap", "mvi_tkl_gap", "threshold_gap"], hue="panel",
                             logx=False, ylabel="measured gap",
-                            title="TS-4 order dependence, TS-5 MVI(q) vs Tsallis-KL MD-VI, TS-7 Taylor threshold")
+                            title="TS-4 order dependence, TS-5 MVI(q) vs Tsallis-KL\nMD-VI, TS-7 Taylor threshold error (0 at q=2)")

@@ -48,7 +48,7 @@ from mdptheory.algorithms.munchausen import (_as_key, _check_alpha, _check_clip_
                                              _evaluate_with_penalty)
 from mdptheory.errors import ParameterError, ShapeError
 from mdptheory.noise import Noise
-from mdptheory.qexp import _check_q
+from mdptheory.qexp import _as_float, _check_q
 from mdptheory.types import MDP
 
 Array = jax.Array
@@ -585,11 +585,3 @@ def _check_mdp(mdp, name):
     raise ParameterError(f"{name} needs an mdptheory.MDP, got {type(mdp).__name__}; build one with MDP.create")
   return mdp.num_states, mdp.num_actions
 
-
-def _as_float(name: str, x: Any) -> Array:
-  x = jnp.asarray(x)
-  if x.ndim < 1:
-    raise ShapeError(f"{name} must have an action axis (shape [..., A]), got a scalar")
-  if not jnp.issubdtype(x.dtype, jnp.floating):
-    x = x.astype(jnp.result_type(float))
-  return x
