@@ -119,8 +119,11 @@ def action_gap(q: Array) -> Array:
   """
   if q.shape[-1] < 2:
     return jnp.full(q.shape[:-1], jnp.inf, q.dtype)
-  top2, _ = jax.lax.top_k(q, 2)
-  return top2[..., 0] - top2[..., 1]
+  # max minus the max over the other actions. Not lax.top_k: large vmapped scans that used it hung
+  # intermittently in XLA's CPU runtime (jax 0.10.2, all threads idle); argmax/max did not.
+  first = jnp.argmax(q, axis=-1)
+  others = jnp.where(jax.nn.one_hot(first, q.shape[-1], dtype=bool), -jnp.inf, q)
+  return jnp.max(q, axis=-1) - jnp.max(others, axis=-1)
 
 
 def support_size(pi: Array, *, atol=0.0) -> Array:

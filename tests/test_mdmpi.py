@@ -20,7 +20,7 @@ from mdptheory import operators as ops
 from mdptheory import regularizers as R
 from mdptheory import solvers
 from mdptheory.algorithms import (ADPResult, advantage_learning, api, avi, cvi, da_mpi, md_greedy, md_mpi,
-                                  speedy_q_learning)
+                                  resolvent_q, speedy_q_learning)
 from mdptheory.envs.tabular import garnet, garnet_batch
 from mdptheory.errors import ParameterError, ShapeError
 
@@ -326,6 +326,8 @@ def test_trace_fields_follow_their_definitions(g10, refs10):
     E = -cums[i].reshape(-1)
     a1e = np.abs((resolvent(np.asarray(ref.pi)) - resolvent(pi[i])) @ E).reshape(10, 3)
     np.testing.assert_allclose(t.cw_a1e[i], a1e, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(resolvent_q(g10, pi[i], -cums[i]), (resolvent(pi[i]) @ E).reshape(10, 3),
+                               rtol=1e-10, atol=1e-12)
   # The final policy is π_{K+1} = G_{π_K}(q_K).
   np.testing.assert_allclose(res.log_pi, md_greedy(t.log_pi[-1], t.q[-1], lam=lam, tau=tau)[0], atol=1e-14)
 
