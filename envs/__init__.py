@@ -30,6 +30,7 @@ from .tabular import (
     garnet_arrays,
     garnet_batch,
     garnet_fh,
+    garnet_mdp,
     garnet_sparse_arrays,
     gridworld,
     river_swim,
@@ -87,6 +88,6 @@ def make(name: str, **kwargs: Any) -> Any:
 
 __all__ = [
     "as_key", "chain", "chain_fh", "cliff_walking", "finite_horizon", "forest", "frozen_lake",
-    "garnet", "garnet_arrays", "garnet_batch", "garnet_fh", "garnet_sparse_arrays", "gridworld",
+    "garnet", "garnet_arrays", "garnet_batch", "garnet_fh", "garnet_mdp", "garnet_sparse_arrays", "gridworld",
     "make", "registered", "river_swim", "river_swim_fh", "sutton_barto_grid", "taxi",
 ]

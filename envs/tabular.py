@@ -175,6 +175,19 @@ def garnet_arrays(key: Array, num_states: int, num_actions: int, branching: int,
   return P, r
 
 
+def garnet_mdp(key: Array, num_states: int, num_actions: int, branching: int, gamma: Any,
+               reward_fraction: float = 0.1) -> MDP:
+  """A dense Garnet as an ``MDP`` with a uniform ``mu0``; pure and jittable, for ``jax.vmap`` over keys.
+
+  The unvalidated jitted path used inside batched studies (``gamma`` may be
+  traced); :func:`garnet` is the validated constructor::
+
+      mdps = jax.vmap(lambda k: garnet_mdp(k, 30, 4, 4, 0.9))(jax.random.split(jax.random.key(0), 20))
+  """
+  P, r = garnet_arrays(key, num_states, num_actions, branching, reward_fraction)
+  return MDP(P=P, r=r, gamma=jnp.asarray(gamma, r.dtype), mu0=jnp.full(num_states, 1.0 / num_states, r.dtype))
+
+
 def _check_garnet_sizes(num_states: Any, num_actions: Any, branching: Any,
                         reward_fraction: Any) -> tuple[int, int, int, float]:
   S = V.check_int("num_states", num_states, minimum=1)

@@ -34,9 +34,8 @@ from scipy.stats import binomtest
 from mdptheory import bounds, noise, solvers
 from mdptheory.algorithms.mdmpi import md_mpi
 from mdptheory.claims import ClaimResult
-from mdptheory.envs.tabular import garnet_arrays
+from mdptheory.envs.tabular import garnet_mdp
 from mdptheory.plotting import error_vs_iteration
-from mdptheory.types import MDP
 
 NAME = "la_averaging"
 VERSION = "1"
@@ -69,12 +68,11 @@ EARLY_K = 10
 def _run(lam: float, gamma: float, S: int, A: int, B: int, K: int, seeds):
   def one(seed):
     key = jax.random.key(seed)
-    P, r = garnet_arrays(key, S, A, B)
-    mdp = MDP(P=P, r=r, gamma=jnp.asarray(gamma, r.dtype), mu0=jnp.full(S, 1.0 / S, r.dtype))
+    mdp = garnet_mdp(key, S, A, B, gamma)
     ref = solvers.optimum(mdp)
     res = md_mpi(mdp, lam=lam, tau=0.0, num_iters=K, noise=noise.generative(),
                  key=jax.random.fold_in(key, 2), reference=ref)
-    r_max = jnp.max(jnp.abs(r))
+    r_max = jnp.max(jnp.abs(mdp.r))
     return res.trace, r_max, jnp.max(jnp.abs(ref.q))  # ‖q* − q_0‖ with q_0 = 0
   return jax.jit(jax.vmap(one))(seeds)
 

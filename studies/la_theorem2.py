@@ -31,9 +31,8 @@ from mdptheory import bounds, noise, solvers
 from mdptheory import regularizers as R
 from mdptheory.algorithms.mdmpi import md_mpi
 from mdptheory.claims import ClaimResult
-from mdptheory.envs.tabular import garnet_arrays
+from mdptheory.envs.tabular import garnet_mdp
 from mdptheory.plotting import error_vs_iteration
-from mdptheory.types import MDP
 
 NAME = "la_theorem2"
 VERSION = "1"
@@ -66,12 +65,11 @@ MONITOR = ("err_sup",)
 def _run(gamma, S, A, B, K, seeds, betas, taus):
   def one(seed, beta, tau):
     key = jax.random.key(seed)
-    P, r = garnet_arrays(key, S, A, B)
-    mdp = MDP(P=P, r=r, gamma=jnp.asarray(gamma, r.dtype), mu0=jnp.full(S, 1.0 / S, r.dtype))
+    mdp = garnet_mdp(key, S, A, B, gamma)
     ref = solvers.optimum(mdp, R.entropy(tau))
     res = md_mpi(mdp, lam=beta * tau / (1.0 - beta), tau=tau, num_iters=K, noise=noise.generative(),
                  key=jax.random.fold_in(key, 2), reference=ref)
-    r_max = jnp.max(jnp.abs(r))
+    r_max = jnp.max(jnp.abs(mdp.r))
     bound = bounds.theorem2_linf(res.trace.ema_eps_sup, jnp.arange(K), gamma=gamma, beta=beta, tau=tau,
                                  r_max=r_max, num_actions=A)
     return res.trace.err_sup, bound, res.trace.ema_eps_sup

@@ -30,9 +30,8 @@ from mdptheory import regularizers as R
 from mdptheory.algorithms.mdmpi import md_mpi
 from mdptheory.algorithms.munchausen import munchausen_q_prime, mvi, mvi_to_mdvi
 from mdptheory.claims import ClaimResult
-from mdptheory.envs.tabular import garnet_arrays
+from mdptheory.envs.tabular import garnet_mdp
 from mdptheory.plotting import error_vs_iteration
-from mdptheory.types import MDP
 
 NAME = "mv_munchausen"
 VERSION = "1"
@@ -68,17 +67,16 @@ MONITOR = ("policy_gap", "qprime_gap")
 def _run(gamma, sigma, S, A, B, K, K_gap, seeds, alphas, taus):
   def one(seed, alpha, tau):
     key = jax.random.key(seed)
-    P, r = garnet_arrays(key, S, A, B)
-    mdp = MDP(P=P, r=r, gamma=jnp.asarray(gamma, r.dtype), mu0=jnp.full(S, 1.0 / S, r.dtype))
+    mdp = garnet_mdp(key, S, A, B, gamma)
     lam, tau_prime = mvi_to_mdvi(alpha, tau)
     ref_q = solvers.optimum(mdp, R.entropy(tau_prime)).q
     ref = solvers.Optimum(v=jnp.max(ref_q, -1), q=ref_q, pi=jax.nn.softmax(ref_q / tau_prime),
-                          converged=jnp.asarray(True), error_bound=jnp.asarray(0.0, r.dtype))
+                          converged=jnp.asarray(True), error_bound=jnp.asarray(0.0, ref_q.dtype))
     errors = noise.gaussian(sigma)
     m = mvi(mdp, alpha=alpha, tau=tau, num_iters=K, noise=errors, key=jax.random.fold_in(key, 3),
             reference=ref, record_iterates=True)
     d = md_mpi(mdp, lam=lam, tau=tau_prime, num_iters=K, noise=errors, key=jax.random.fold_in(key, 3),
-               q0=jnp.full((S, A), alpha * tau * math.log(A), r.dtype), record_iterates=True)
+               q0=jnp.full((S, A), alpha * tau * math.log(A), mdp.r.dtype), record_iterates=True)
     q_prime = munchausen_q_prime(m.trace.q, m.trace.log_pi, alpha, tau)
     policy_gap = jnp.max(jnp.abs(jnp.exp(m.trace.log_pi) - jnp.exp(d.trace.log_pi)), axis=(1, 2))   # [K]
     qprime_gap = jnp.max(jnp.abs(q_prime - d.trace.q), axis=(1, 2))                                   # [K]

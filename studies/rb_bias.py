@@ -30,9 +30,8 @@ from mdptheory import operators as ops
 from mdptheory import regularizers as R
 from mdptheory import solvers
 from mdptheory.claims import ClaimResult
-from mdptheory.envs.tabular import garnet_arrays
+from mdptheory.envs.tabular import garnet_mdp
 from mdptheory.plotting import value_vs_parameter
-from mdptheory.types import MDP
 
 NAME = "rb_bias"
 VERSION = "1"
@@ -63,9 +62,8 @@ BATCH = ("gamma", "tau", "seed")
 
 def _one(seed, gamma, tau, name, S, A, B):
   key = jax.random.key(seed)
-  P, r = garnet_arrays(key, S, A, B)
+  mdp = garnet_mdp(key, S, A, B, gamma)
   prior = jax.nn.softmax(jax.random.normal(jax.random.fold_in(key, 1), (S, A)))
-  mdp = MDP(P=P, r=r, gamma=gamma, mu0=jnp.full(S, 1.0 / S, r.dtype))
   reg = {"entropy": lambda: R.entropy(tau), "tsallis2": lambda: R.tsallis(2.0, tau),
          "kl": lambda: R.kl(prior, tau)}[name]()
   hard = solvers.optimum(mdp)

@@ -25,9 +25,8 @@ from matplotlib.figure import Figure
 from mdptheory import regularizers as R
 from mdptheory import solvers
 from mdptheory.claims import ClaimResult
-from mdptheory.envs.tabular import garnet_arrays
+from mdptheory.envs.tabular import garnet_mdp
 from mdptheory.plotting import error_vs_iteration
-from mdptheory.types import MDP
 
 NAME = "rb_contraction"
 VERSION = "2"
@@ -78,9 +77,8 @@ def _residual_traces(name, S, A, B, num_iters, seeds, gammas, taus):
   """VI residual traces [C, K] and value scales ‖v_K‖_∞ [C] for C cells, in one jit(vmap) call."""
   def one(seed, gamma, tau):
     key = jax.random.key(seed)
-    P, r = garnet_arrays(key, S, A, B)
+    mdp = garnet_mdp(key, S, A, B, gamma)
     prior = jax.nn.softmax(jax.random.normal(jax.random.fold_in(key, 1), (S, A)))
-    mdp = MDP(P=P, r=r, gamma=gamma, mu0=jnp.full(S, 1.0 / S, r.dtype))
     res = solvers.value_iteration(mdp, _regularizer(name, tau, prior), num_iters=num_iters)
     return res.residuals, jnp.max(jnp.abs(res.v))
   return jax.jit(jax.vmap(one))(seeds, gammas, taus)

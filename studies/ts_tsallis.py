@@ -29,9 +29,8 @@ from mdptheory import qexp
 from mdptheory.algorithms.munchausen import mvi_to_mdvi
 from mdptheory.algorithms.tsallis_mvi import mvi_q, tsallis_kl_greedy, tsallis_kl_mdvi
 from mdptheory.claims import ClaimResult
-from mdptheory.envs.tabular import garnet_arrays
+from mdptheory.envs.tabular import garnet_mdp
 from mdptheory.plotting import value_vs_parameter
-from mdptheory.types import MDP
 
 NAME = "ts_tsallis"
 VERSION = "1"
@@ -74,11 +73,10 @@ def _order_gap(key, q):
 
 def _mvi_tkl_gap(key, cfg):
   S, A = cfg.num_states, cfg.num_actions
-  P, r = garnet_arrays(key, S, A, cfg.branching)
-  mdp = MDP(P=P, r=r, gamma=jnp.asarray(cfg.gamma, r.dtype), mu0=jnp.full(S, 1.0 / S, r.dtype))
+  mdp = garnet_mdp(key, S, A, cfg.branching, cfg.gamma)
   lam, tau_prime = mvi_to_mdvi(cfg.alpha, cfg.tau)
   # q'_0 = −ατ ln_q(1/|A|) so that both start from the uniform policy (q_0 = 0 for MVI(q)).
-  q0 = jnp.full((S, A), -cfg.alpha * cfg.tau * qexp.log_q(jnp.asarray(1.0 / A), cfg.q), r.dtype)
+  q0 = jnp.full((S, A), -cfg.alpha * cfg.tau * qexp.log_q(jnp.asarray(1.0 / A), cfg.q), mdp.r.dtype)
   tkl = tsallis_kl_mdvi(mdp, lam=lam, tau_prime=tau_prime, q=cfg.q, num_iters=cfg.num_iters, q0=q0,
                         record_iterates=True)
   mq = mvi_q(mdp, alpha=cfg.alpha, tau=cfg.tau, q=cfg.q, num_iters=cfg.num_iters, bonus="support",
