@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 from matplotlib import colors as mcolors
 from matplotlib.axes import Axes
-from matplotlib.figure import Figure
+from matplotlib.figure import Figure, SubFigure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import NullLocator
@@ -68,6 +68,32 @@ _HATCH_EDGE = "0.35"
 
 
 # ----------------------------------------------------------------------------- validation
+
+
+FigureLike = Figure | SubFigure
+
+
+def panels(widths: Sequence[float], *, height: float = 3.6, title: str | None = None) -> tuple[Figure, list[SubFigure]]:
+  """A figure split into side-by-side sub-figures, one per plot, for a study's multi-panel figure.
+
+  Each builder here takes ``into=`` a sub-figure::
+
+      fig, (left, right) = panels([8.4, 5.0], title="Theorem 2")
+      error_vs_iteration(df, y="err", hue="beta", into=left)
+      heatmap(final, x="tau", y="beta", value="err", into=right)
+
+  Args:
+    widths: width in inches of each sub-figure.
+    height: figure height in inches.
+    title: figure title.
+  """
+  if not widths or any(not (w > 0) for w in widths):
+    raise ParameterError(f"widths={list(widths)!r} must be a non-empty list of positive widths (inches)")
+  fig = Figure(figsize=(float(sum(widths)), height), layout="constrained")
+  subs = list(np.atleast_1d(fig.subfigures(1, len(widths), width_ratios=list(widths))))
+  if title:
+    fig.suptitle(title, fontsize=10)
+  return fig, subs
 
 
 def _check_frame(df: Any, **columns: str | None) -> None:
@@ -293,7 +319,7 @@ def error_vs_iteration(df: pd.DataFrame, *, y: str, bound: str | None = None, hu
                        facet: str | None = None, x: str = "iteration", seed: str | None = "seed",
                        logy: bool = True, ylabel: str | None = None, title: str | None = None,
                        logx: bool = False, band: str = "iqr", level: float = 0.95, n_resamples: int = 2000,
-                       rng: np.random.Generator | int | None = 0) -> Figure:
+                       rng: np.random.Generator | int | None = 0, into: FigureLike | None = None) -> Figure:
   """Error against iteration: one line per ``hue`` value, one panel per ``facet`` value.
 
   The line is the median over seeds with a band (IQR or bootstrap CI of the
@@ -317,6 +343,7 @@ def error_vs_iteration(df: pd.DataFrame, *, y: str, bound: str | None = None, hu
     level: confidence level of the bootstrap band.
     n_resamples: bootstrap resamples.
     rng: numpy Generator or seed of the bootstrap (default 0: reproducible figures).
+    into: draw into this (sub)figure instead of a new one (see :func:`panels`).
 
   Returns:
     The figure.
@@ -332,7 +359,7 @@ def error_vs_iteration(df: pd.DataFrame, *, y: str, bound: str | None = None, hu
   _check_unique(df, [c for c in (facet, hue, seed, x) if c is not None])
   rng = np.random.default_rng(rng)
   panels = _groups(df, facet)
-  fig = Figure(figsize=(4.2 * len(panels), 3.4), layout="constrained")
+  fig = Figure(figsize=(4.2 * len(panels), 3.4), layout="constrained") if into is None else into
   axes = fig.subplots(1, len(panels), squeeze=False)[0]
   for ax, (fval, part) in zip(axes, panels):
     masked = _Masked()
@@ -363,7 +390,7 @@ def value_vs_parameter(df: pd.DataFrame, *, x: str, ys: Sequence[str], bounds: S
                        hue: str, seed: str | None = "seed", logx: bool = True, logy: bool = True,
                        ylabel: str | None = None, title: str | None = None, band: str = "iqr",
                        level: float = 0.95, n_resamples: int = 2000,
-                       rng: np.random.Generator | int | None = 0) -> Figure:
+                       rng: np.random.Generator | int | None = 0, into: FigureLike | None = None) -> Figure:
   """Measured quantities against a parameter, one panel per ``hue`` value, bounds dashed.
 
   Each measured column is the median over seeds with a band (as in
@@ -385,6 +412,7 @@ def value_vs_parameter(df: pd.DataFrame, *, x: str, ys: Sequence[str], bounds: S
     level: confidence level of the bootstrap band.
     n_resamples: bootstrap resamples.
     rng: numpy Generator or seed of the bootstrap.
+    into: draw into this (sub)figure instead of a new one (see :func:`panels`).
 
   Returns:
     The figure.
@@ -407,7 +435,7 @@ def value_vs_parameter(df: pd.DataFrame, *, x: str, ys: Sequence[str], bounds: S
   _check_unique(df, [hue, seed, x])
   rng = np.random.default_rng(rng)
   panels = _groups(df, hue)
-  fig = Figure(figsize=(4.2 * len(panels), 3.4), layout="constrained")
+  fig = Figure(figsize=(4.2 * len(panels), 3.4), layout="constrained") if into is None else into
   axes = fig.subplots(1, len(panels), squeeze=False)[0]
   for ax, (hval, grp) in zip(axes, panels):
     masked = _Masked()
@@ -480,7 +508,8 @@ def _set_ticks(ax: Axes, which: str, centres: np.ndarray, values: Sequence[Any],
 def heatmap(df: pd.DataFrame, *, x: str, y: str, value: str, status: str | None = None, logx: bool = True,
             logy: bool = True, reduce: str = "median", seed: str | None = "seed",
             cmap: str | mcolors.Colormap = "viridis", title: str | None = None, norm: str = "auto", failed: Sequence[str] = FAILED_STATUSES,
-            xlabel: str | None = None, ylabel: str | None = None, colorbar_label: str | None = None) -> Figure:
+            xlabel: str | None = None, ylabel: str | None = None, colorbar_label: str | None = None,
+            into: FigureLike | None = None) -> Figure:
   """A 2-D grid of ``value`` (reduced over seeds) over two setting columns; failed cells hatched.
 
   A cell is *failed* when any of its rows has a ``status`` in ``failed``
@@ -509,6 +538,7 @@ def heatmap(df: pd.DataFrame, *, x: str, y: str, value: str, status: str | None 
     xlabel: x label (default ``x``).
     ylabel: y label (default ``y``).
     colorbar_label: colorbar label (default ``"<reduce> of <value> over seeds"``).
+    into: draw into this (sub)figure instead of a new one (see :func:`panels`).
 
   Returns:
     The figure; ``fig.axes[0].collections[0]`` is the QuadMesh and the hatched
@@ -566,7 +596,7 @@ def heatmap(df: pd.DataFrame, *, x: str, y: str, value: str, status: str | None 
   else:
     cnorm = mcolors.Normalize(good.min(), good.max())
 
-  fig = Figure(figsize=(5.0, 3.8), layout="constrained")
+  fig = Figure(figsize=(5.0, 3.8), layout="constrained") if into is None else into
   ax = fig.subplots()
   if logx and not xcat:
     ax.set_xscale("log")
@@ -668,7 +698,7 @@ def fit_rate(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray, *
 def rate_plot(df: pd.DataFrame, *, x: str, y: str, hue: str | None = None,
               theory_slope: float | Mapping[Hashable, float] | None = None, seed: str | None = "seed",
               log_x: bool = True, title: str | None = None, fit_range: tuple[float, float] | None = None,
-              xlabel: str | None = None, ylabel: str | None = None) -> Figure:
+              xlabel: str | None = None, ylabel: str | None = None, into: FigureLike | None = None) -> Figure:
   """Data (median over seeds, IQR band with >= 3 seeds) on log axes, the fitted rate and the theory slope.
 
   The rate is fitted by :func:`fit_rate` to the median curve (restricted to
@@ -690,6 +720,7 @@ def rate_plot(df: pd.DataFrame, *, x: str, y: str, hue: str | None = None,
     fit_range: ``(x_min, x_max)``, inclusive, of the points the fit uses.
     xlabel: x label (default ``x``).
     ylabel: y label (default ``y``).
+    into: draw into this (sub)figure instead of a new one (see :func:`panels`).
 
   Returns:
     The figure.
@@ -704,7 +735,7 @@ def rate_plot(df: pd.DataFrame, *, x: str, y: str, hue: str | None = None,
     raise ParameterError(f"fit_range={fit_range!r} must be a pair (x_min, x_max) with x_min <= x_max")
   df, seed = _with_seed(df, seed)
   _check_unique(df, [c for c in (hue, seed, x) if c is not None])
-  fig = Figure(figsize=(4.8, 3.6), layout="constrained")
+  fig = Figure(figsize=(4.8, 3.6), layout="constrained") if into is None else into
   ax = fig.subplots()
   ax.set_yscale("log")
   if log_x:
