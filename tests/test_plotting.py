@@ -399,13 +399,13 @@ def test_non_numeric_and_empty_inputs_are_rejected():
 
 def test_panels_hold_several_builders_in_one_figure():
   df = traces(5, taus=(0.1, 0.3))
-  fig, (left, mid, right) = P.panels([4.0, 4.0, 3.0], title="three panels")
+  fig, (left, mid, right) = P.panels([4.2, 5.0, 4.8], title="three panels")
   assert P.error_vs_iteration(df, y="residual", bound="bound_residual", hue="tau", into=left) is left
   P.heatmap(df[df["iteration"] == 29], x="tau", y="seed", value="residual", seed=None, logy=False, into=mid)
   P.rate_plot(df[df["tau"] == 0.1], x="iteration", y="residual", log_x=False, theory_slope=np.log(0.9), into=right)
   assert len(fig.subfigs) == 3 and fig.get_suptitle() == "three panels"
   assert len(left.axes) == 1 and len(mid.axes) == 2  # the heatmap's axes and its colorbar
-  assert fig.get_size_inches()[0] == pytest.approx(11.0)
+  assert fig.get_size_inches()[0] == pytest.approx(14.0)
   fig.savefig(io.BytesIO(), format="png", dpi=100)
 
 
