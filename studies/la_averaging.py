@@ -8,7 +8,9 @@ Claims checked, at every iteration of every run:
 
 * LA-3 (boundedness): ‖q_k‖_∞ <= v_max = r_max / (1 − γ) under N1, without clipping.
 * LA-4 (Theorem 1, ℓ∞ form [S][N]; the λ-version of the constant, THEORY.md §2.5):
-  ‖q* − q^{π_k}‖_∞ <= 2/(1−γ) ‖(1/k) Σ_{j<=k} ε_j‖_∞ + 4 (r_max + λ ln|A|) / ((1−γ)² k), on the measured ε.
+  ‖q* − q^{π_k}‖_∞ <= 2/(1−γ) ‖(1/k) Σ_{j<=k} ε_j‖_∞ + 4 (r_max + λ ln|A|) / ((1−γ)² k), on the measured ε;
+  and its component-wise form 0 <= (q* − q^{π_k})(s, a) <= |A^1_k E_k|(s, a)/k + g^1(k) at every (s, a),
+  with A^1_k = (I − γP_{π*})^{-1} − (I − γP_{π_k})^{-1} and E_k = Σ_{j<=k} ε_j.
 * RB-2 (AVI, derived form of §2.7): ‖q* − q^{π_{k+1}}‖_∞ <= 2γ/(1−γ) (Σ_j γ^{k−j} ‖ε_j‖_∞ + γ^k ‖q* − q_0‖_∞).
 
 Statistical claims (20 Garnets, median and a paired one-sided sign test, THEORY.md §9):
@@ -71,16 +73,22 @@ def _run(lam: float, gamma: float, S: int, A: int, B: int, K: int, seeds):
     mdp = garnet_mdp(key, S, A, B, gamma)
     ref = solvers.optimum(mdp)
     res = md_mpi(mdp, lam=lam, tau=0.0, num_iters=K, noise=noise.generative(),
-                 key=jax.random.fold_in(key, 2), reference=ref)
+                 key=jax.random.fold_in(key, 2), reference=ref, componentwise=lam > 0)
     r_max = jnp.max(jnp.abs(mdp.r))
-    return res.trace, r_max, jnp.max(jnp.abs(ref.q))  # ‖q* − q_0‖ with q_0 = 0
+    cw = None
+    if lam > 0:   # Theorem 1, component-wise: 0 <= (q* − q_{π_k})(s, a) <= |A^1_k E_k|(s, a)/k + g^1(k)
+      bound = bounds.theorem1_componentwise(res.trace.cw_a1e, jnp.arange(1, K + 1), gamma=gamma, r_max=r_max,
+                                            lam=lam, num_actions=A)
+      gap = res.trace.cw_gap
+      cw = (jnp.max(gap / bound, axis=(1, 2)), jnp.max(gap - bound, axis=(1, 2)), jnp.min(gap, axis=(1, 2)))
+    return res.trace._replace(cw_gap=None, cw_a1e=None), r_max, jnp.max(jnp.abs(ref.q)), cw  # ‖q* − q_0‖, q_0 = 0
   return jax.jit(jax.vmap(one))(seeds)
 
 
 def run_batch(cfgs: list[Config]) -> list[pd.DataFrame]:
   """Cells that differ only in their seed, in one compiled call."""
   c = cfgs[0]
-  trace, r_max, q0_err = _run(c.lam, c.gamma, c.num_states, c.num_actions, c.branching,
+  trace, r_max, q0_err, cw = _run(c.lam, c.gamma, c.num_states, c.num_actions, c.branching,
                               c.num_iters, jnp.asarray([x.seed for x in cfgs]))
   frames = []
   K = c.num_iters
@@ -100,6 +108,9 @@ def run_batch(cfgs: list[Config]) -> list[pd.DataFrame]:
         "q_sup": np.asarray(trace.q_sup[i]),
         "bound_q_sup": float(bounds.v_max(r_max=r_max[i], gamma=cfg.gamma)),
         "eps_sup": np.asarray(trace.eps_sup[i]), "avg_eps_sup": np.asarray(trace.avg_eps_sup[i]),
+        # component-wise Theorem 1: max_sa gap/bound, max_sa (gap − bound), min_sa gap (NaN for AVI)
+        **{name: (np.asarray(cw[j][i]) if cw is not None else np.nan)
+           for j, name in enumerate(("cw_ratio", "cw_excess", "cw_min_gap"))},
     }))
   return frames
 
@@ -121,10 +132,17 @@ def check(df: pd.DataFrame) -> list[ClaimResult]:
     if len(part):
       ratio = (part["err_sup"] / part["bound_err_sup"]).max()
       excess = (part["err_sup"] - part["bound_err_sup"]).max()
-      res = ClaimResult.compare(claim, ratio, 1.0, detail=(
-          f"max lhs/rhs over {part.groupby(['lam', 'seed']).ngroups} runs x {part['iteration'].max()} iterations; "
-          f"max lhs - rhs = {excess:.3g}"))
-      out.append(res if excess <= atol else res._replace(passed=False))
+      detail = (f"max lhs/rhs over {part.groupby(['lam', 'seed']).ngroups} runs x {part['iteration'].max()} "
+                f"iterations; max lhs - rhs = {excess:.3g}")
+      ok = excess <= atol
+      if claim == "LA-4":   # the component-wise form too, at every (s, a) and k
+        cw_ratio, cw_excess, cw_min = part["cw_ratio"].max(), part["cw_excess"].max(), part["cw_min_gap"].min()
+        detail += (f"; component-wise: max_sa gap/bound = {cw_ratio:.3g}, max_sa (gap - bound) = {cw_excess:.3g}, "
+                   f"min_sa gap = {cw_min:.2g} (must be >= 0)")
+        ratio = max(ratio, cw_ratio)
+        ok = ok and cw_excess <= atol and cw_min >= -atol
+      res = ClaimResult.compare(claim, ratio, 1.0, detail=detail)
+      out.append(res if ok else res._replace(passed=False))
   q_excess = (df["q_sup"] - df["bound_q_sup"]).max()
   out.append(ClaimResult.compare("LA-3", (df["q_sup"] / df["bound_q_sup"]).max(), 1.0, detail=(
       f"max ||q_k|| / v_max at every k of every run (max excess {q_excess:.3g})")))

@@ -96,6 +96,16 @@ def test_the_rb3_check_fails_when_a_bias_exceeds_its_bound(tmp_path_factory):
   assert np.isfinite(study.check(bad)[0].measured)
 
 
+def test_the_la4_check_fails_when_one_component_exceeds_its_bound(tmp_path_factory):
+  """LA-4 is checked component-wise too: one (s, a) above its bound at one k fails the claim."""
+  study = importlib.import_module(STUDIES["la_averaging"])
+  bad = quick_frame("la_averaging", tmp_path_factory).reset_index(drop=True)
+  assert {r.id: r.passed for r in study.check(bad)}["LA-4"]
+  i = bad.index[(bad["lam"] > 0) & (bad["iteration"] == 7)][0]
+  bad.loc[i, "cw_excess"] = 1e-6
+  assert not {r.id: r.passed for r in study.check(bad)}["LA-4"]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(STUDIES))
 def test_study_paper_scale_sweep_claims_pass(name, tmp_path):
