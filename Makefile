@@ -7,7 +7,7 @@ PYTEST_ARGS ?=
 
 .PHONY: verify verify-full test test-all bench figures venv clean
 
-verify: $(STAMP)  ## every registered claim in quick mode: table + figures/ + figures/REPORT.md
+verify: $(STAMP)  ## every registered claim in quick mode: table + figures/quick/ (+ REPORT.md)
 	$(BIN)/mdptheory verify --quick
 
 verify-full: $(STAMP)  ## every claim at paper scale (slow)

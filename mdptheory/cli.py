@@ -7,7 +7,9 @@
     mdptheory plot STUDY [--quick] [--set ...] [--seeds N] [--out DIR] [--figures DIR]
 
 Results go to ``results/<study>/<cell-hash>/`` and are reused on the next run;
-figures (PNG, PDF and the CSV behind them) and ``REPORT.md`` go to ``figures/``.
+figures (PNG, PDF and the CSV behind them) and ``REPORT.md`` go to ``figures/`` for the default
+(paper-scale) configurations and to ``figures/quick/`` for ``--quick`` ones, so a quick run never
+overwrites the paper-scale figures.
 Computations run in float64 unless ``--no-x64`` is given.
 """
 
@@ -101,7 +103,7 @@ def _check_and_plot(study, df, figures: Path, log) -> list[dict]:
 def cmd_run(args) -> int:
   _enable_x64(args.x64)
   study, summary = _sweep(args.study, args, quick=args.quick, log=print)
-  rows = _check_and_plot(study, summary.frame, Path(args.figures), print)
+  rows = _check_and_plot(study, summary.frame, _figures_dir(args), print)
   if rows:
     print(_format_table(rows))
   return 0 if (not summary.failed and not summary.diverged and all(r["passed"] for r in rows)) else 1
@@ -117,14 +119,21 @@ def cmd_plot(args) -> int:
   if len(df) == 0:
     raise MDPTheoryError(f"no stored results for {study.NAME} under {args.out}; run "
                          f"'mdptheory run {study.NAME}{' --quick' if args.quick else ''}' first")
-  paths = save_figure(study.plot(df), df, Path(args.figures) / study.NAME)
+  paths = save_figure(study.plot(df), df, _figures_dir(args) / study.NAME)
   print(f"{study.NAME}: {len(df)} rows from {args.out} -> {paths[0]}")
   return 0
 
 
+def _figures_dir(args) -> Path:
+  """``--figures`` if given, else ``figures/`` (default configurations) or ``figures/quick/`` (``--quick``)."""
+  if args.figures is not None:
+    return Path(args.figures)
+  return Path("figures") / "quick" if getattr(args, "quick", False) else Path("figures")
+
+
 def cmd_verify(args) -> int:
   _enable_x64(args.x64)
-  figures = Path(args.figures)
+  figures = _figures_dir(args)
   log = (lambda *a, **k: print(*a, file=sys.stderr, **k)) if args.format == "json" else print
   log(f"verify ({'quick' if args.quick else 'full'} configurations, float{'64' if args.x64 else '32'}):")
   t0 = time.perf_counter()
@@ -161,7 +170,7 @@ def _add_sweep_args(p, *, force: bool = True) -> None:
                  help="sweep a Config field over comma-separated values (repeatable)")
   p.add_argument("--seeds", type=int, help="number of seeds per setting (default: the study's)")
   p.add_argument("--out", default="results", help="results folder (default: results)")
-  p.add_argument("--figures", default="figures", help="figures folder (default: figures)")
+  p.add_argument("--figures", default=None, help="figures folder (default: figures, or figures/quick with --quick)")
   p.add_argument("--x64", action=argparse.BooleanOptionalAction, default=True,
                  help="compute in float64 (default: on)")
 
@@ -199,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
   p.add_argument("--format", choices=["table", "json", "markdown"], default="table")
   p.add_argument("--study", action="append", help="only this study (repeatable)")
   p.add_argument("--out", default="results", help="results folder (default: results)")
-  p.add_argument("--figures", default="figures", help="figures folder (default: figures)")
+  p.add_argument("--figures", default=None, help="figures folder (default: figures, or figures/quick with --quick)")
   p.add_argument("--x64", action=argparse.BooleanOptionalAction, default=True,
                  help="compute in float64 (default: on)")
   _add_exec_args(p)

@@ -79,3 +79,11 @@ def test_the_entry_points_ask_xla_for_single_threaded_eigen_but_keep_user_flags(
   monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=true")
   avoid_cpu_pool_deadlock()  # a user's explicit choice wins
   assert os.environ["XLA_FLAGS"] == "--xla_cpu_multi_thread_eigen=true"
+
+
+def test_quick_figures_go_to_their_own_folder_unless_one_is_given():
+  import argparse
+  from pathlib import Path
+  assert cli._figures_dir(argparse.Namespace(figures=None, quick=True)) == Path("figures/quick")
+  assert cli._figures_dir(argparse.Namespace(figures=None, quick=False)) == Path("figures")
+  assert cli._figures_dir(argparse.Namespace(figures="out", quick=True)) == Path("out")
