@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mdptheory import linalg
 from mdptheory import validate as V
 from mdptheory.regularizers import Regularizer, none
 from mdptheory.types import MDP, SparseKernel
@@ -130,7 +131,7 @@ def evaluate(mdp: MDP, pi, reg: Regularizer | None = None, *,
               <= (V.DEFAULT_MEMORY_BUDGET if memory_budget is None else memory_budget))
   if dense_ok:
     M = jnp.eye(S, dtype=b.dtype) - mdp.gamma * policy_kernel(mdp, pi)
-    v = jnp.linalg.solve(M, b)
+    v = linalg.solve(M, b)
   else:
     def matvec(x):
       return x - mdp.gamma * policy_average(pi, expect(mdp.P, x))

@@ -59,6 +59,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mdptheory import linalg
 from mdptheory import metrics
 from mdptheory import operators as ops
 from mdptheory import validate as V
@@ -205,7 +206,7 @@ def evaluate_entropy(mdp: MDP, pi, tau) -> Array:
   """
   b = ops.policy_average(pi, mdp.r) + tau * metrics.entropy(pi)
   M = jnp.eye(mdp.num_states, dtype=b.dtype) - mdp.gamma * ops.policy_kernel(mdp, pi)
-  return ops.q_from_v(mdp, jnp.linalg.solve(M, b))
+  return ops.q_from_v(mdp, linalg.solve(M, b))
 
 
 def resolvent_q(mdp: MDP, pi, x) -> Array:
@@ -215,7 +216,7 @@ def resolvent_q(mdp: MDP, pi, x) -> Array:
   (I − γ P^S_π) w = <π, x> (an S × S solve instead of SA × SA).
   """
   M = jnp.eye(mdp.num_states, dtype=x.dtype) - mdp.gamma * ops.policy_kernel(mdp, pi)
-  w = jnp.linalg.solve(M, ops.policy_average(pi, x))
+  w = linalg.solve(M, ops.policy_average(pi, x))
   return x + mdp.gamma * ops.expect(mdp.P, w)
 
 
@@ -266,7 +267,7 @@ def run_adp(mdp: MDP, step: Callable, carry0, finalize: Callable, *, num_iters: 
     if componentwise:
       # (I − γ P^S_{π_ref})^{-1} is loop-invariant: invert once, outside the scan.
       pi_ref = reference.pi
-      inv_ref = jnp.linalg.inv(jnp.eye(S, dtype=dt) - gamma * ops.policy_kernel(mdp, pi_ref))
+      inv_ref = linalg.inv(jnp.eye(S, dtype=dt) - gamma * ops.policy_kernel(mdp, pi_ref))
 
   def body(state, xs):
     carry, stats = state
@@ -298,13 +299,13 @@ def run_adp(mdp: MDP, step: Callable, carry0, finalize: Callable, *, num_iters: 
       rhs = ops.policy_average(pi, mdp.r) + tau * metrics.entropy(pi)
       if componentwise:
         e_k = -stats.eps_sum
-        w = jnp.linalg.solve(M, jnp.stack([rhs, ops.policy_average(pi, e_k)], axis=-1))   # [S, 2]
+        w = linalg.solve(M, jnp.stack([rhs, ops.policy_average(pi, e_k)], axis=-1))   # [S, 2]
         v_pi, w_pi = w[:, 0], w[:, 1]
         w_ref = inv_ref @ ops.policy_average(pi_ref, e_k)
         # A^1_k E_k = (E + γ P w_ref) − (E + γ P w_pi) = γ P (w_ref − w_pi).
         out["cw_a1e"] = jnp.abs(gamma * ops.expect(mdp.P, w_ref - w_pi))
       else:
-        v_pi = jnp.linalg.solve(M, rhs)
+        v_pi = linalg.solve(M, rhs)
       gap = q_ref - ops.q_from_v(mdp, v_pi)
       out["err_sup"] = jnp.max(jnp.abs(gap))
       out["err_l1"] = jnp.sum(jnp.abs(gap)) / ref_l1
@@ -344,7 +345,7 @@ def _evaluation_then_backup(mdp, log_pi_new, log_pi_old, v_greedy, *, lam, tau, 
     if m is None:
       # MD-PI: the fixed point of T^{λ,τ}_{π|μ}; its next-state value w solves (I − γP_π) w = <π, r> + g.
       M = jnp.eye(mdp.num_states, dtype=g.dtype) - mdp.gamma * ops.policy_kernel(mdp, pi)
-      v = jnp.linalg.solve(M, ops.policy_average(pi, mdp.r) + g)
+      v = linalg.solve(M, ops.policy_average(pi, mdp.r) + g)
     else:
       v = jax.lax.fori_loop(0, m - 1, lambda _, v: ops.policy_average(pi, ops.q_from_v(mdp, v)) + g, v_greedy)
   return noisy_backup(mdp, v, noise=noise, key=key, k=k, clip=clip)
