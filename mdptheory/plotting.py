@@ -821,19 +821,43 @@ _PDF_METADATA = {"CreationDate": None, "ModDate": None, "Producer": None, "Creat
 _PNG_METADATA = {"Software": None}
 
 
-def save_figure(fig: Figure, data: pd.DataFrame, stem: str | os.PathLike, *, dpi: int = 130) -> list[Path]:
+CSV_MAX_ROWS = 5000   # beyond this, the CSV keeps log-spaced iterations only (the full data stays in results/)
+
+
+def thin_iterations(data: pd.DataFrame, max_rows: int | None = CSV_MAX_ROWS, *, column: str = "iteration") -> pd.DataFrame:
+  """The rows of ``data`` at log-spaced values of ``column`` (first and last kept), at most ~``max_rows`` rows.
+
+  Frames with at most ``max_rows`` rows, or without ``column``, are returned unchanged.
+  """
+  if max_rows is None or len(data) <= max_rows or column not in data.columns:
+    return data
+  its = np.sort(data[column].unique())
+  per_value = len(data) / len(its)
+  n_keep = max(2, int(max_rows // max(per_value, 1.0)))
+  if n_keep >= len(its):
+    return data
+  idx = np.unique(np.round(np.geomspace(1, len(its), n_keep)).astype(int) - 1)
+  return data[data[column].isin(its[idx])]
+
+
+def save_figure(fig: Figure, data: pd.DataFrame, stem: str | os.PathLike, *, dpi: int = 130,
+                max_csv_rows: int | None = CSV_MAX_ROWS) -> list[Path]:
   """Writes ``stem.png``, ``stem.pdf`` and ``stem.csv`` (the data behind the figure), each atomically.
 
   The PNG and PDF carry no timestamp or software version, so re-saving the
-  same figure gives identical bytes. The CSV holds every column and row of
-  ``data`` (a non-default index becomes columns), with floats written in
-  their shortest round-tripping form.
+  same figure gives identical bytes. The CSV holds every column of ``data``
+  (a non-default index becomes columns), with floats written in their
+  shortest round-tripping form, and every row when there are at most
+  ``max_csv_rows``; longer traces keep log-spaced iterations
+  (:func:`thin_iterations`) so that committed CSVs stay small; the full data is
+  in the results store.
 
   Args:
     fig: the figure.
     data: the data behind it.
     stem: output path without extension (any extension is replaced).
     dpi: PNG resolution.
+    max_csv_rows: row budget of the CSV (None: every row).
 
   Returns:
     The three paths, PNG, PDF, CSV.
@@ -853,6 +877,7 @@ def save_figure(fig: Figure, data: pd.DataFrame, stem: str | os.PathLike, *, dpi
     paths.append(p)
   if not isinstance(data.index, pd.RangeIndex) or data.index.name is not None:
     data = data.reset_index()
+  data = thin_iterations(data, max_csv_rows)
   p = stem.with_suffix(".csv")
   _atomic_write(p, lambda f: f.write(data.to_csv(index=False).encode()))
   paths.append(p)

@@ -413,3 +413,15 @@ def test_panels_hold_several_builders_in_one_figure():
 def test_panels_reject_non_positive_widths(widths):
   with pytest.raises(ParameterError, match="widths"):
     P.panels(widths)
+
+
+def test_long_traces_are_thinned_to_log_spaced_iterations_in_the_csv(tmp_path):
+  df = traces(4, num_iters=1000)                        # 4000 rows
+  thin = P.thin_iterations(df, 400)
+  its = np.sort(thin["iteration"].unique())
+  assert len(thin) <= 400 + 4 and its[0] == 0 and its[-1] == 999
+  assert np.all(np.diff(its) >= 1) and (thin.groupby("iteration").size() == 4).all()   # whole iterations kept
+  assert P.thin_iterations(df, None) is df and P.thin_iterations(df.drop(columns="iteration"), 10).shape[0] == 4000
+  fig = P.error_vs_iteration(df, y="residual", hue="tau")
+  back = pd.read_csv(P.save_figure(fig, df, tmp_path / "f", max_csv_rows=400)[2])
+  pd.testing.assert_frame_equal(back, thin.reset_index(drop=True), check_dtype=False, check_exact=True)
