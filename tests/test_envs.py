@@ -29,12 +29,14 @@ from mdptheory.envs import tabular
 from mdptheory.errors import MemoryBudgetError, ParameterError
 from mdptheory.types import MDP, FiniteHorizonMDP, SparseKernel
 
-SEEDED = [n for n in envs.registered() if "key" in inspect.signature(envs._REGISTRY[n]).parameters]
-
-
 @functools.lru_cache(maxsize=None)
 def _built(name: str):
   return envs.make(name)
+
+
+# The registry also holds bandits and preference games; their conformance tests live beside their modules.
+MDP_ENVS = [n for n in envs.registered() if isinstance(_built(n), (MDP, FiniteHorizonMDP))]
+SEEDED = [n for n in MDP_ENVS if "key" in inspect.signature(envs._REGISTRY[n]).parameters]
 
 
 def _dense_P(problem) -> np.ndarray:
@@ -77,6 +79,13 @@ def test_registry_lists_the_documented_envs():
   assert envs.registered() == sorted(envs.registered())
 
 
+def test_every_registry_entry_is_a_known_problem_type():
+  from mdptheory.types import Bandit, PreferenceGame
+  kinds = {n: type(_built(n)).__name__ for n in envs.registered()}
+  assert all(isinstance(_built(n), (MDP, FiniteHorizonMDP, Bandit, PreferenceGame)) for n in kinds), kinds
+  assert len(MDP_ENVS) >= 12
+
+
 def test_unknown_env_name_lists_the_registered_names():
   with pytest.raises(ValueError, match="unknown env 'garnett'") as e:
     envs.make("garnett")
@@ -96,7 +105,7 @@ def test_unknown_keyword_names_the_key_and_the_valid_keys():
 # -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", envs.registered())
+@pytest.mark.parametrize("name", MDP_ENVS)
 def test_kernel_rows_are_distributions_and_shapes_agree(name):
   problem = _built(name)
   P = _dense_P(problem)
@@ -117,7 +126,7 @@ def test_kernel_rows_are_distributions_and_shapes_agree(name):
   assert r.dtype == np.float64 and P.dtype == np.float64
 
 
-@pytest.mark.parametrize("name", envs.registered())
+@pytest.mark.parametrize("name", MDP_ENVS)
 def test_bellman_backup_is_the_same_under_jit(name):
   """jit == eager for the optimal backup (discounted) or a full backward induction (finite horizon)."""
   problem = _built(name)
@@ -141,7 +150,7 @@ def test_bellman_backup_is_the_same_under_jit(name):
     np.testing.assert_allclose(jax.jit(backup)(mdp, v), eager, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("name", envs.registered())
+@pytest.mark.parametrize("name", MDP_ENVS)
 def test_factories_are_pure_and_follow_dtype(name):
   assert _leaves_equal(envs.make(name), _built(name))
   f32 = envs.make(name, dtype=np.float32)
