@@ -1,7 +1,7 @@
 """Problem factories and their registry.
 
-Every env is a pure factory that returns exact problem data (an ``MDP`` or a
-``FiniteHorizonMDP``). The registry below is one explicit dict, read top to
+Every env is a pure factory that returns exact problem data (an ``MDP``, a
+``FiniteHorizonMDP``, a ``PreferenceGame`` or a ``Bandit``). The registry below is one explicit dict, read top to
 bottom (gymnax ``_builtins``, STYLE.md §5.8); ``make(name, **kwargs)`` builds
 an entry and ``registered()`` lists them. ``tests/test_envs.py`` checks every
 entry for conformance.
@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 from mdptheory.errors import ParameterError
 
-from . import tabular, toy_text
+from . import preference, tabular, toy_text
 from .tabular import (
     as_key,
     chain,
@@ -38,6 +38,28 @@ from .tabular import (
     sutton_barto_grid,
 )
 from .toy_text import cliff_walking, frozen_lake, taxi
+from .preference import (
+    bradley_terry,
+    bradley_terry_arrays,
+    bt_mixture,
+    bt_mixture_arrays,
+    cyclic_tournament,
+    preference_tensor_np,
+    random_intransitive,
+    random_intransitive_arrays,
+    reference_arrays,
+    rock_paper_scissors,
+    sample_game,
+)
+from . import bandits
+from .bandits import (
+    overoptimization_bandit,
+    random_bandit,
+    sequence_bandit,
+    tied_bandit,
+    token_bandit,
+    uniform_bandit,
+)
 
 _REGISTRY: dict[str, Callable[..., Any]] = {
     # Discounted MDPs
@@ -55,6 +77,19 @@ _REGISTRY: dict[str, Callable[..., Any]] = {
     "garnet_fh": tabular.garnet_fh,                    # (key, num_states, num_actions, branching, horizon) -> FiniteHorizonMDP
     "chain_fh": tabular.chain_fh,                      # (num_states, slip, horizon) -> FiniteHorizonMDP
     "river_swim_fh": tabular.river_swim_fh,            # (num_states, horizon) -> FiniteHorizonMDP
+    # Preference games (THEORY.md §5.5)
+    "preference_intransitive": preference.random_intransitive,  # (key, n, scale, contexts, ref_sigma) -> PreferenceGame
+    "preference_bradley_terry": preference.bradley_terry,       # (key, n, reward_scale, contexts, ref_sigma)
+    "preference_bt_mixture": preference.bt_mixture,             # (key, n, components, reward_scale, contexts, ref_sigma)
+    "rock_paper_scissors": preference.rock_paper_scissors,      # (win_prob) -> PreferenceGame
+    "cyclic_tournament": preference.cyclic_tournament,          # (n, win_prob) -> PreferenceGame
+    # Bandits for the alignment closed forms (THEORY.md §7)
+    "bandit_uniform": bandits.uniform_bandit,                   # (num_responses) -> Bandit
+    "bandit_ties": bandits.tied_bandit,                         # (key, num_responses, pattern, num_levels) -> Bandit
+    "bandit_random": bandits.random_bandit,                     # (key, num_responses, num_levels) -> Bandit
+    "bandit_tokens": bandits.token_bandit,                      # (token_probs, token_levels) -> Bandit
+    "bandit_sequences": bandits.sequence_bandit,                # (length, token_probs, token_levels) -> Bandit
+    "bandit_overoptimization": bandits.overoptimization_bandit,  # (key, num_responses, num_features, lure, goodhart)
 }
 
 
@@ -90,4 +125,11 @@ __all__ = [
     "as_key", "chain", "chain_fh", "cliff_walking", "finite_horizon", "forest", "frozen_lake",
     "garnet", "garnet_arrays", "garnet_batch", "garnet_fh", "garnet_mdp", "garnet_sparse_arrays", "gridworld",
     "make", "registered", "river_swim", "river_swim_fh", "sutton_barto_grid", "taxi",
+]
+__all__ += [
+    "bradley_terry", "bradley_terry_arrays", "bt_mixture", "bt_mixture_arrays", "cyclic_tournament",
+    "preference_tensor_np", "random_intransitive", "random_intransitive_arrays", "reference_arrays", "rock_paper_scissors", "sample_game",
+]
+__all__ += [
+    "overoptimization_bandit", "random_bandit", "sequence_bandit", "tied_bandit", "token_bandit", "uniform_bandit",
 ]

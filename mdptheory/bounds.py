@@ -28,8 +28,8 @@ import jax.numpy as jnp
 Array = jax.Array
 
 __all__ = [
-    "avi_asymptotic", "avi_bound", "discounted_cumsum", "entropy_bias", "entropy_q_bias", "r_max_of",
-    "theorem1_componentwise", "theorem1_g1", "theorem1_linf", "theorem2_g2", "theorem2_g2_sum",
+    "avi_asymptotic", "avi_bound", "discounted_cumsum", "entropy_bias", "entropy_q_bias",
+    "munchausen_alpha1_linf", "r_max_of", "theorem1_componentwise", "theorem1_g1", "theorem1_linf", "theorem2_g2", "theorem2_g2_sum",
     "theorem2_linf", "v_max",
 ]
 
@@ -271,3 +271,83 @@ def entropy_bias(tau, num_actions, gamma) -> Array:
 def entropy_q_bias(tau, num_actions, gamma) -> Array:
   """0 ≤ q*_τ − q* ≤ γ τ ln|A| / (1 − γ): the bias of the soft optimal values (THEORY.md §8) [D]."""
   return gamma * tau * jnp.log(num_actions) / (1.0 - gamma)
+
+
+# -----------------------------------------------------------------------------
+# Munchausen VI, α = 1 (THEORY.md §3.4)
+# -----------------------------------------------------------------------------
+
+
+def munchausen_alpha1_linf(avg_eps_sup, k, *, gamma, r_max, tau, num_actions) -> Array:
+  r"""The α = 1 bound of Munchausen VI: M-VI(1, τ) is MD-VI(τ, 0), so Theorem 1 applies with λ = τ (THEORY.md §3.4).
+
+      ‖q* − q_{π_k}‖_∞ ≤ 2/(1 − γ) ‖(1/k) Σ_{j=1}^k ε_j‖_∞ + 4/(1 − γ)² (r_max + τ ln|A|)/k,
+      π_k = softmax(q_{k−1}/τ).
+
+  Source: Vieillard, Pietquin & Geist 2020 (*Munchausen RL*, NeurIPS, arXiv 2007.14430) state the α = 1
+  case after their Theorem 1 (the M-VI ≡ MD-VI(ατ, (1 − α)τ) equivalence, §3.3) as a consequence of
+  *Leverage the Average* Theorem 1 [S]; the constants of that printed statement are UNCONFIRMED. This is
+  the derived form [D]: :func:`theorem1_linf` with λ = τ, under its hypotheses for the MD-VI iterates
+  q'_k = q_k − τ ln π_k (start M-VI from q_0 = −τ ln|A| to get q'_0 = 0). Tested form: exactly this one,
+  at every k, under N1 (MV-3, ``studies/mv_robustness.py``). Indexing as :func:`theorem1_linf`: pass
+  ``MVITrace.avg_eps_sup`` and ``k = arange(1, K + 1)`` to line up with ``MVITrace.err_sup``.
+
+  Args:
+    avg_eps_sup: ‖(1/k) Σ_{j≤k} ε_j‖_∞ (``MVITrace.avg_eps_sup``).
+    k: iteration index k >= 1.
+    gamma: discount.
+    r_max: bound on |r|.
+    tau: the M-VI temperature τ (the KL weight λ = ατ = τ of the equivalent MD-VI).
+    num_actions: |A|.
+  """
+  return theorem1_linf(avg_eps_sup, k, gamma=gamma, r_max=r_max, lam=tau, num_actions=num_actions)
+
+
+# -----------------------------------------------------------------------------
+# Demonstration-regularized RL (THEORY.md §6; Tiapkin et al., ICLR 2024, arXiv 2310.17303)
+# -----------------------------------------------------------------------------
+
+
+def dr_bc_corollary1(n, *, num_states, num_actions, horizon, delta) -> Array:
+  r"""Corollary 1 (finite MDPs, N^E >= A): w.p. >= 1 − δ, KL_traj(π^E‖π^BC) is at most [P]
+
+      6 S A H log(2 e⁴ N^E) log(12 H (N^E)² / δ) / N^E + 18 A H / N^E
+
+  for the add-one behaviour-cloning estimator (THEORY.md §6.2).
+
+  Args:
+    n: number of expert trajectories N^E (may be an array).
+    num_states, num_actions, horizon: S, A, H.
+    delta: confidence δ in (0, 1).
+  """
+  S, A, H = num_states, num_actions, horizon
+  return (6.0 * S * A * H * jnp.log(2.0 * jnp.e**4 * n) * jnp.log(12.0 * H * n**2 / delta) + 18.0 * A * H) / n
+
+
+def dr_bc_lower_bound(n, *, num_states, num_actions, horizon, gamma=None) -> Array:
+  r"""Corollary 4's minimax lower bound H S A / (128 N log(e²/γ)), γ <= 1/(2A) (default 1/(2A)) [P].
+
+  A worst case over instances (stated for HSA >= 40, A >= 2, H >= 2, N >= 512 e² HSA): a reference for
+  the order HSA/N, not a bound on a given instance's KL (THEORY.md §6.2).
+  """
+  S, A, H = num_states, num_actions, horizon
+  g = 1.0 / (2.0 * A) if gamma is None else gamma
+  return H * S * A / (128.0 * n * jnp.log(jnp.e**2 / g))
+
+
+def dr_decomposition(eps_e, kl, eps_opt, *, lam) -> Array:
+  r"""Theorem 2: V*_1 − V^{π̂}_1 <= ε_E + λ KL_traj(π^E‖π^BC) + ε_opt for an ε_opt-optimal π̂ of the
+  λ-regularized objective (THEORY.md §6.3) [P][D]."""
+  return eps_e + lam * kl + eps_opt
+
+
+def dr_rlhf_theorem8(eps_e, eps_rl, eps_rm_sq, kl, *, lam, horizon) -> Array:
+  r"""Theorem 8 (λ >= H): V*_1 − V^{π^RL}_1 <= 3(ε_E + ε_RL) + (9/H) ε_RM² + (λ + 4H) ε_KL² (THEORY.md §6.5) [P].
+
+  ε_KL² = KL_traj(π^E‖π^BC). The testbed's ε_RM² is the mean squared error of the fitted reward's return
+  differences on π^BC's trajectory pairs; the paper's exact definition of ε_RM is UNCONFIRMED.
+  """
+  return 3.0 * (eps_e + eps_rl) + 9.0 / horizon * eps_rm_sq + (lam + 4.0 * horizon) * kl
+
+
+__all__ += ["dr_bc_corollary1", "dr_bc_lower_bound", "dr_decomposition", "dr_rlhf_theorem8"]

@@ -98,6 +98,169 @@ CLAIMS: dict[str, Claim] = {c.id: c for c in [
     Claim("TS-7", "Zhu, Chen, Schlegel & White 2023 (arXiv 2301.11476)",
           "The first-order threshold approximation is exact at q=2 and its error grows with |q-2|",
           "ts_tsallis", "inequality", "[S]"),
+    Claim("MV-2", "Vieillard, Pietquin & Geist 2020 (arXiv 2007.14430)",
+          "The lse form of M-VI equals its ln-pi form (also clipped) and alpha=0 equals soft VI, to 1e-10 at every "
+          "iteration; at tau=1e-6 one M-VI step is Advantage Learning's within max(alpha, gamma) tau ln|A| (N1)",
+          "mv_robustness", "identity", "[D]; AL trajectories reported, not bounded (AL is not a contraction)"),
+    Claim("MV-3", "Vieillard, Pietquin & Geist 2020 (arXiv 2007.14430); Vieillard et al. 2020 (arXiv 2003.14089), "
+                  "Theorem 1",
+          "alpha=1: ||q* - q^{pi_k}|| <= 2/(1-gamma) ||mean_j eps_j|| + 4 (r_max + tau ln|A|)/((1-gamma)^2 k) at "
+          "every k (M-VI(1, tau) = MD-VI(tau, 0), N1, Garnet(30,4,4))",
+          "mv_robustness", "inequality", "[D]; derived form (Theorem 1 with lam = tau); the printed constants "
+                                         "are UNCONFIRMED"),
+    Claim("MV-5", "Vieillard, Pietquin & Geist 2020 (arXiv 2007.14430)",
+          "Clipped M-VI (l0=-1) equals MD-VI(alpha tau, (1-alpha) tau) to 1e-10 until the clip first binds, and "
+          "departs from it afterwards (policy gap vs clipped fraction reported)",
+          "mv_robustness", "identity", "[D]"),
+    Claim("MV-6", "Vieillard, Pietquin & Geist 2020 (arXiv 2007.14430)",
+          "Under N1, M-VI(alpha, tau'/(1-alpha)) with alpha in {0.9, 0.99} reaches a lower final error against "
+          "q*_tau' than soft VI (alpha=0) at the same tau' (median over 20 Garnets, sign test p < 0.01)",
+          "mv_robustness", "statistical", "[D] from Theorem 2 of arXiv 2003.14089 with beta = alpha"),
+    Claim("TS-1", "Zhu, Chen, Schlegel & White 2023 (arXiv 2301.11476)",
+          "Continuity at q=1: at q=1+1e-3 the Tsallis and Tsallis-KL greedy steps and MVI(q) policies are within "
+          "C (q-1) of the Shannon ones (C=10); greedy gaps/(q-1) match the derived first-order coefficient to 1%, "
+          "MVI(q) vs MD-VI gaps are linear in q-1",
+          "ts_greedy", "inequality", "[D][N]; the MVI(q) definition is the spec's (THEORY.md 4.4, UNCONFIRMED)"),
+    Claim("TS-2", "Zhu, Chen, Schlegel & White 2023 (arXiv 2301.11476)",
+          "The Tsallis greedy step exp_q(Q/tau - psi) is the maximiser: objective gap <= 1e-12 to exhaustive face "
+          "search and to SLSQP (q in {1.5, 2, 3}), KKT residual <= 1e-10; q=2 is sparsemax(Q/tau) to 1e-14; "
+          "support size non-decreasing in tau",
+          "ts_greedy", "identity", "[D][N]; 1/q normalisation (papers without it use q tau)"),
+    Claim("TS-3", "Zhu, Chen, Schlegel & White 2023 (arXiv 2301.11476)",
+          "The Tsallis-KL greedy closed form matches exhaustive face search and SLSQP (objective gap <= 1e-12); "
+          "zeros are absorbing: supp pi_(k+1) within supp pi_k at every update of Tsallis-KL MD-VI (N2 errors)",
+          "ts_greedy", "identity", "[D][N]"),
+    Claim("TS-6", "Zhu, Chen, Schlegel & White 2023 (arXiv 2301.11476); Geist, Scherrer & Pietquin 2019 "
+                  "(arXiv 1901.11275)",
+          "Value iteration with tau Omega_q is a gamma-contraction: residual ratios <= gamma at every iteration "
+          "and on random pairs, geometric convergence to v*_Omega (q in {1.1, 1.5, 2, 3, 5}, several tau)",
+          "ts_greedy", "inequality", "[D]; the paper's q=2 Tsallis-KL convergence theorem is UNCONFIRMED and "
+                                     "not tested"),
+    Claim("TS-8", "Zhu, Chen, Uchibe & Matsubara 2022 (arXiv 2205.07467)",
+          "Sparsemax MVI with a ln bonus clipped at l0=-1: most bonus mass sits at the clip, and it ends farther "
+          "from q*_Omega than the ln_q bonus (alpha=0.5, 20 Garnets, sign test p < 0.01)",
+          "ts_greedy", "statistical", "[P abstract]; tabular exact-update reading of a qualitative claim; "
+                                      "alpha=0.9 reported only"),
+    Claim("NP-1", "Tiapkin et al. 2025 (arXiv 2505.19731)",
+          "The fixed point pi* ~ pi_ref exp(P(.>pi*)/beta) is the beta-regularised Nash equilibrium: "
+          "Gap_beta(pi*) = 0 (<= 1e-12, certified residual), Gap_beta(pi) >= beta KL(pi||pi*) > 0 at perturbations, "
+          "KL(pi*||pi_ref) <= 1/(2 beta) on all instances",
+          "np_equilibrium", "inequality", "[D][N]; the paper's exact Gap normalisation is UNCONFIRMED"),
+    Claim("CF-1", "Korbak, Perez & Buckley 2022 (arXiv 2205.11275); Yang et al. 2024 (arXiv 2404.01730)",
+          "The maximizer of E r - beta KL(pi||pi_ref) is pi* ~ pi_ref exp(r/beta): its objective equals beta log Z "
+          "and E r = beta log Z + beta KL to 1e-12, it beats 2000 random policies, and the KL-constrained form's root "
+          "solve at Delta = KL(pi*) returns lambda = 1/beta",
+          "cf_posterior", "identity", "[D][N]"),
+    Claim("CF-2", "Beirami et al. 2024 (arXiv 2401.01879)",
+          "log N - (N-1)/N is an upper bound on KL(pi_N||pi_ref), not its value: strict for every N >= 2 with atoms, "
+          "and for a uniform reference on M distinct rewards the gap shrinks strictly as M grows",
+          "cf_bon", "inequality", "[P] bound; [N] gaps (1.3e-2, 2.1e-4, 3.6e-8 at N=2, M=5, 50, 5000)"),
+    Claim("CF-3", "Beirami et al. 2024 (arXiv 2401.01879)",
+          "The exact best-of-N law with ties, (F^N - F_-^N) pi_ref/p_G, matches Monte-Carlo best-of-N (Kolmogorov "
+          "distance below the DKW radius at alpha=1e-6) and its KL stays below log N - (N-1)/N",
+          "cf_bon", "statistical", "[D][N]; 20,000 draws (THEORY.md: tol 0.02 at 3000 draws)"),
+    Claim("CF-4", "Beirami et al. 2024 (arXiv 2401.01879)",
+          "The win rate of best-of-N against pi_ref (ties count 1/2) is at most N/(N+1), with the gap shrinking "
+          "strictly as M grows for distinct rewards",
+          "cf_bon", "inequality", "[P] bound; [D] limit"),
+    Claim("CF-5", "Beirami et al. 2024 (arXiv 2401.01879); Yang et al. 2024 (arXiv 2404.01730)",
+          "On the (KL, E r) plane every best-of-N point lies on or below the tilted frontier "
+          "{(KL(phi_l||p), E_phi_l r)}, phi_l ~ p exp(l r)",
+          "cf_posterior", "inequality", "[D]"),
+    Claim("CF-6", "Yang, Salamatian, Sun, Suresh & Beirami 2024 (arXiv 2404.01730)",
+          "Memoryless reference, additive reward, BoN with N = e^(n Delta) vs the per-token tilt with KL Delta: the "
+          "per-token reward gap, KL gap and KL(BoN||tilt)/n decrease strictly to 0 in n (n up to 4096, exact)",
+          "cf_asymptotics", "rate", "[N]; the exact theorem statement and normalization are UNCONFIRMED (derived "
+                                    "form tested)"),
+    Claim("CF-7", "Gao, Schulman & Hilton 2023 (arXiv 2210.10760)",
+          "Gold reward vs d = sqrt(KL) under a Bradley-Terry proxy: d(a - b d) (BoN) and d(a - b log d) (KL-RL) fit "
+          "(median R^2 >= 0.9), their peaks are d* = a/(2b) and e^(a/b - 1), and the gold reward falls past the "
+          "peak (sign test over 20 instances)",
+          "cf_overopt", "statistical", "[S] forms (paper text not read); [D] peaks; miniature with a linear proxy"),
+    Claim("LA-1", "Vieillard et al. 2020 (arXiv 2003.14089), Proposition 1",
+          "MD-VI(lam, tau) and DA-VI(lam, tau) driven by the same errors (N2, sigma=0.5) have the same policies at "
+          "every iteration: max |pi_MD - pi_DA| <= 1e-10 (scaled by k ||q|| eps/lam for tau = 0)",
+          "la_identities", "identity", "[P][D][N]"),
+    Claim("LA-2", "Vieillard et al. 2020 (arXiv 2003.14089)",
+          "The closed-form greedy step pi ~ mu^beta exp(q/(lam+tau)) maximizes <pi,q> - lam KL(pi||mu) + tau H(pi): "
+          "SLSQP never beats it by more than 1e-10, and (lam+tau) lse(beta ln mu + q/(lam+tau)) is its value",
+          "la_identities", "identity", "[P][D]"),
+    Claim("LA-9", "Vieillard et al. 2020 (arXiv 2003.14089)",
+          "Under i.i.d. N(0, sigma^2) errors Var(E^beta_k) -> sigma^2 (1-beta)/(1+beta), within 3%",
+          "la_identities", "statistical", "[D]; 4e4 draws per beta (the 3% tolerance is 2 standard errors at 1e4)"),
+    Claim("LA-10", "Vieillard et al. 2020 (arXiv 2003.14089)",
+          "No KL bias: without errors MD-VI(lam, tau > 0) converges to q*_tau (< 1e-8 at K=400, below g_2(k) at "
+          "every k); MD-VI(lam, 0) stays below 4 (r_max + lam ln|A|)/((1-gamma)^2 k) at every k",
+          "la_identities", "inequality", "[P]"),
+    Claim("LA-11", "Vieillard et al. 2020 (arXiv 2003.14089), citing Geist et al. 2019",
+          "Entropy bias: ||q* - q^{pi*_tau}|| <= tau ln|A|/(1-gamma), exact, on Garnets for tau in [1e-3, 10]",
+          "la_identities", "inequality", "[P]"),
+    Claim("LA-12", "Vieillard et al. 2020 (arXiv 2003.14089)",
+          "lam -> 0: MD-VI(1e-6, 0) has AVI's greedy policies (K=50) on Garnets where AVI's greedy action never "
+          "changes and the action gaps are >= 1e-3; elsewhere the limits do not commute (reported)",
+          "la_identities", "identity", "[P]; tested on its premise (the trajectory-level statement fails when "
+                                         "AVI's greedy action switches)"),
+    Claim("LA-5b", "Vieillard et al. 2020 (arXiv 2003.14089), Theorem 1",
+          "Averaging vs accumulation under N1, N2, N4 (Student-t), N5 (alternating): MD-VI(lam, 0)'s median final "
+          "error < 0.1 x AVI's (20 Garnets, sign test p < 0.01); under N3 (bias b) the floor does not vanish "
+          "(-> ||q* - q^{pi*_(r+b)}||) and stays below 2||b||/(1-gamma) + g1(K); Theorem 1 at every k",
+          "la_noise", "statistical", "[P] bound form; [D] floor derivation; [N] comparisons"),
+    Claim("NP-2", "Tiapkin et al. 2025 (arXiv 2505.19731)",
+          "Nash-MP's log-space half and full steps solve the two proximal argmins: objective <= SLSQP's + 1e-10 and "
+          "stationarity residual <= 1e-10 (policies agree to the optimiser's ~1e-8)",
+          "np_baselines", "identity", "[D] (THEORY.md 5.2); tolerance on objective/KKT, not on policies"),
+    Claim("NP-3", "Tiapkin et al. 2025 (arXiv 2505.19731)",
+          "Nash-MP (eta = 2 beta): KL(pi*||pi_k) <= (1+2 beta)^(-k) KL(pi*||pi_ref) at every k until the 1e-11 floor, "
+          "fitted per-iteration factor <= 1/(1+2 beta) + 1e-3, on >= 20 random instances",
+          "np_rates", "rate", "[P] order; the constant 1 is our observation [N] (THEORY.md 5.7)"),
+    Claim("NP-4", "Tiapkin et al. 2025 (arXiv 2505.19731)",
+          "Exploitability Gap_beta(pi_k) and the span of ln pi_k - ln pi* decay linearly at the same order: fitted "
+          "log-rate >= 0.5 ln(1+2 beta) on every instance (slope tested, not the constant; observed span ratios "
+          "0.72-1.1, gap about 2)",
+          "np_rates", "rate", "[P][N]; which iterate carries which bound is UNCONFIRMED (pi_k tested); the Gap "
+                              "normalisation is UNCONFIRMED"),
+    Claim("NP-5", "Tiapkin et al. 2025 (arXiv 2505.19731)",
+          "|Y|-independence: iterations to KL <= 1e-6 stay below ln(1/(2 beta 1e-6))/ln(1+2 beta) for every n "
+          "in {3, ..., 1000}",
+          "np_rates", "inequality", "[P][D] (from KL_0 <= 1/(2 beta) and NP-3)"),
+    Claim("NP-6", "Munos et al. 2023 (arXiv 2312.00886), Theorem 1",
+          "Nash-MD: KL(pi*||pi_(t+1)) <= (1 - eta_t beta) KL(pi*||pi_t) + 2 eta_t^2 at every step, fixed eta "
+          "(eta beta <= 1) and eta_t = 2/(beta(t+2))",
+          "np_baselines", "inequality", "[P][N]"),
+    Claim("NP-7", "Standard (self-play MWU; THEORY.md 5.4)",
+          "Rock-paper-scissors: unregularised MWU's last iterate moves away from the equilibrium while the averaged "
+          "iterate's exploitability falls below 0.25 x the last iterate's (second half)",
+          "np_baselines", "inequality", "[standard][N]"),
+    Claim("NP-8", "Tiapkin et al. 2025 (arXiv 2505.19731); Munos et al. 2023 (arXiv 2312.00886)",
+          "Query efficiency at theory step sizes: Nash-MP's KL is log-linear in queries under (1+2 beta)^(-N/2) KL_0 "
+          "down to the 1e-11 floor; fixed-eta Nash-MD stays on a floor (> 1e-10) under (1-eta beta)^T KL_0 + "
+          "2 eta/beta; scheduled Nash-MD stays under 8/(beta^2 (T+1))",
+          "np_baselines", "inequality", "[P-qualitative][N]; MMD/OMD step sizes are our reading (UNCONFIRMED)"),
+    Claim("DR-1", "Tiapkin et al. 2024 (arXiv 2310.17303), Corollary 1",
+          "Add-one behaviour cloning: the slope of log E KL_traj(pi_E||pi_BC) vs log N^E over N^E in [10, 3000] is in "
+          "[-1.1, -0.85] (S=6, A=4, H=5, soft expert tau=0.05), values below SAH/N^E and Corollary 1's bound",
+          "dr_bc", "rate", "THEORY.md 6.2, 6.7 [P-order][N]; Corollary 1 [P] holds loosely"),
+    Claim("DR-2", "Tiapkin et al. 2024 (arXiv 2310.17303), Theorem 2",
+          "V* - V^pi_hat <= eps_E + lam KL_traj(pi_E||pi_BC) + eps_opt at every N^E, lam, seed: exact soft backward "
+          "induction (eps_opt = 0) and UCBVI-Ent+ at a fixed budget (eps_opt its exact regularized gap)",
+          "dr_decomposition", "inequality", "THEORY.md 6.3 [P][D][N]"),
+    Claim("DR-3", "Tiapkin et al. 2024 (arXiv 2310.17303)",
+          "Soft backward induction with pi_BC as prior equals the brute-force maximum of V^pi - lam KL_traj(pi||pi_BC) "
+          "(trajectory enumeration, grid + L-BFGS-B) on S=A=H=2 to 1e-6",
+          "dr_decomposition", "identity", "THEORY.md 6.3 [D]"),
+    Claim("DR-4", "Tiapkin et al. 2024 (arXiv 2310.17303), Theorems 3 and 5",
+          "UCBVI-Ent+ with lam = c eps N^E/(SAH): median episodes to the stopping rule vs N^E has a fitted log-log "
+          "slope in [-1.3, -0.7] over lam <= H (20 seeds, paired sign test)",
+          "dr_exploration", "rate", "THEORY.md 6.4, 6.7 [P-order]; bonus threshold scaled by bonus_scale (paper: 1)"),
+    Claim("DR-5", "Tiapkin et al. 2024 (arXiv 2310.17303)",
+          "lam -> 0 recovers the unregularized optimum (V* - V^pi_lam <= lam KL_traj(pi*||pi_BC)); lam -> inf returns "
+          "pi_BC (KL_traj(pi_lam||pi_BC) <= (V^pi_lam - V^pi_BC)/lam <= H/lam); both monotone in lam",
+          "dr_decomposition", "inequality", "THEORY.md 6.3, 6.7 [D]"),
+    Claim("DR-6", "Tiapkin et al. 2024 (arXiv 2310.17303), Algorithm 2 and Theorem 8",
+          "Demonstration-regularized RLHF: at a fixed preference budget the suboptimality falls with N^E (median over "
+          "20 seeds, paired sign test) and beats the no-demonstration pipeline",
+          "dr_rlhf", "statistical", "THEORY.md 6.5, 6.7 [P-qualitative]; Theorem 8's terms reported, the eps_RM "
+                                    "definition is UNCONFIRMED"),
 ]}
 
 

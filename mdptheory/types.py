@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mdptheory import validate as V
-from mdptheory.errors import ShapeError
+from mdptheory.errors import InvalidMDPError, ShapeError, SupportMismatchError
 
 Array = jax.Array
 
@@ -253,3 +253,175 @@ def _check_layout(P: np.ndarray, r: np.ndarray) -> None:
     if r.shape == (A, S):
       raise ShapeError(f"r has shape {r.shape} = (A, S); expected (S, A) = {(S, A)}: pass r.T")
     raise ShapeError(f"r must have shape (S, A) = {(S, A)} to match P {P.shape}, got {r.shape}")
+
+
+class PreferenceGame(NamedTuple):
+  """A contextual preference game (THEORY.md §5.1; Tiapkin et al. 2025, arXiv 2505.19731).
+
+  Contexts x ~ rho, responses y in {0..n-1}; ``P[x, i, j]`` = Pr(i beats j | x),
+  with ``P[x, i, j] + P[x, j, i] = 1`` (so ``P[x, i, i] = 1/2``). Build games with
+  :meth:`create` (validated); the bare constructor does no checking and is
+  meant for jitted code (``jax.vmap`` over a stacked batch of games works, the
+  leaves then carry a leading batch axis).
+  """
+  P: Array       # [X, n, n]  P[x, i, j] = Pr(i beats j | x)
+  rho: Array     # [X]        context weights, on the simplex
+  pi_ref: Array  # [X, n]     reference policy pi_ref(y | x)
+
+  @property
+  def num_contexts(self) -> int:
+    return self.P.shape[-3]
+
+  @property
+  def num_actions(self) -> int:
+    return self.P.shape[-1]
+
+  @property
+  def dtype(self):
+    return self.P.dtype
+
+  @classmethod
+  def create(cls, P: Any, rho: Any = None, pi_ref: Any = None, *, dtype: Any = None,
+             require_full_support: bool = True) -> "PreferenceGame":
+    """Validates and builds a preference game.
+
+    Args:
+      P: [n, n] (one context) or [X, n, n] preference probabilities in [0, 1] with
+        ``P[x, i, j] + P[x, j, i] = 1`` within 1e-9 (accepted tensors are made exactly
+        complementary, ``(P + 1 - P^T) / 2``).
+      rho: [X] context weights on the simplex; uniform when omitted.
+      pi_ref: [X, n] (or [n], shared by every context) reference policy with rows on
+        the simplex; uniform when omitted.
+      dtype: float32 or float64; JAX's default float when omitted.
+      require_full_support: refuse a ``pi_ref`` with zeros (the regularised
+        equilibrium and the KL-based algorithms need ``pi_ref > 0``).
+
+    Raises:
+      ShapeError, NonFiniteError, InvalidMDPError (an invalid preference tensor or
+      distribution), SupportMismatchError (zeros in ``pi_ref``), DTypeError.
+    """
+    dt = V.resolve_dtype(dtype)
+    in_dtype = getattr(P, "dtype", np.dtype(np.float64))  # float32 input: complementary to ~1e-7 only
+    P = V.as_real_array("P", P)
+    given = P.shape
+    if P.ndim == 2:
+      P = P[None]
+    if P.ndim != 3 or P.shape[1] != P.shape[2]:
+      raise ShapeError(
+          f"P must have shape (n, n) or (X, n, n) with P[x, i, j] = Pr(i beats j | x); got shape {given}")
+    X, n, _ = P.shape
+    if X == 0 or n == 0:
+      raise ShapeError(f"P has an empty dimension: shape (X, n, n) = {P.shape}; a game needs X >= 1 and n >= 1")
+    V.check_finite("P", P)
+    bad = (P < 0) | (P > 1)
+    if bad.any():
+      idx = tuple(int(i) for i in np.argwhere(bad)[0])
+      raise InvalidMDPError(
+          f"P[x, i, j] at (x, i, j) = {idx} is {P[idx]:.10g}, outside [0, 1] ({int(bad.sum())} such entries); "
+          f"preferences are probabilities, e.g. clip them or use 1/2 + (U - U^T)/2 with |U| <= 1/2")
+    atol = max(1e-9, 16 * float(np.finfo(in_dtype).eps)) if np.issubdtype(in_dtype, np.floating) else 1e-9
+    diag = np.diagonal(P, axis1=1, axis2=2)
+    off = np.abs(diag - 0.5) > atol
+    if off.any():
+      x, i = (int(v) for v in np.argwhere(off)[0])
+      raise InvalidMDPError(
+          f"P[x, i, i] at (x, i) = ({x}, {i}) is {diag[x, i]:.10g}, not 1/2; a response ties with itself, "
+          f"set the diagonal to 1/2")
+    sums = P + np.transpose(P, (0, 2, 1))
+    off = np.abs(sums - 1.0) > atol
+    if off.any():
+      x, i, j = (int(v) for v in np.argwhere(off)[0])
+      raise InvalidMDPError(
+          f"P[x, i, j] + P[x, j, i] at (x, i, j) = ({x}, {i}, {j}) is {sums[x, i, j]:.10g}, not 1 "
+          f"({int(off.sum()) // 2} such pairs); preferences must be complementary, e.g. use "
+          f"P = (P + 1 - P.transpose(0, 2, 1)) / 2")
+    P = 0.5 * (P + 1.0 - np.transpose(P, (0, 2, 1)))
+    rho = np.full(X, 1.0 / X) if rho is None else V.check_distribution("rho", rho, X)
+    if pi_ref is None:
+      pi_ref = np.full((X, n), 1.0 / n)
+    else:
+      pi_ref = V.as_real_array("pi_ref", pi_ref)
+      if pi_ref.shape == (n,):
+        pi_ref = np.broadcast_to(pi_ref, (X, n))
+      if pi_ref.shape != (X, n):
+        raise ShapeError(
+            f"pi_ref must have shape (X, n) = {(X, n)} (or (n,) = ({n},) shared by every context) "
+            f"to match P {P.shape}; got {pi_ref.shape}")
+      pi_ref = V.check_stochastic("pi_ref", pi_ref, what="row pi_ref[x, :]", index_names=("x",))
+      if require_full_support:
+        zero = pi_ref <= 0
+        if zero.any():
+          x, y = (int(v) for v in np.argwhere(zero)[0])
+          raise SupportMismatchError(
+              f"pi_ref[x, y] at (x, y) = ({x}, {y}) is 0 ({int(zero.sum())} zeros); the regularised game "
+              f"needs pi_ref > 0: mix it with the uniform policy, (1 - eps) pi_ref + eps / n, "
+              f"or pass require_full_support=False")
+    return cls(P=jnp.asarray(P, dt), rho=jnp.asarray(rho, dt), pi_ref=jnp.asarray(pi_ref, dt))
+
+
+class Bandit(NamedTuple):
+  """A finite response set with a reference distribution and rewards (THEORY.md §7).
+
+  Responses y in {0..M-1}. ``reward`` is what an aligned policy optimizes; the
+  over-optimization setting (§7.4) adds a ``gold`` reward (what is measured),
+  a fitted ``proxy`` and the response ``features`` the proxy is fitted on.
+  Optional fields are None when absent. Build bandits with :meth:`create`
+  (validated); the bare constructor does no checking (``bandit._replace(proxy=r_hat)``).
+  """
+  pi_ref: Array                   # [M]     reference distribution pi_ref(y), on the simplex (zeros allowed)
+  reward: Array                   # [M]     reward r(y)
+  gold: Array | None = None       # [M]     gold reward r*(y)
+  proxy: Array | None = None      # [M]     proxy reward r_hat(y)
+  features: Array | None = None   # [M, D]  response features x(y)
+
+  @property
+  def num_responses(self) -> int:
+    return self.pi_ref.shape[-1]
+
+  @property
+  def dtype(self):
+    return self.reward.dtype
+
+  @classmethod
+  def create(cls, pi_ref: Any, reward: Any, *, gold: Any = None, proxy: Any = None, features: Any = None,
+             dtype: Any = None) -> "Bandit":
+    """Validates and builds a bandit.
+
+    Args:
+      pi_ref: [M] reference distribution: non-negative, summing to 1 (within
+        rounding; accepted vectors are renormalized).
+      reward: [M] finite rewards.
+      gold, proxy: optional [M] finite rewards.
+      features: optional [M, D] finite features.
+      dtype: float32 or float64; JAX's default float when omitted.
+
+    Raises:
+      ShapeError (not a vector, empty, or lengths that differ), InvalidMDPError
+      (pi_ref negative or not summing to 1), NonFiniteError, DTypeError.
+    """
+    dt = V.resolve_dtype(dtype)
+    p = V.as_real_array("pi_ref", pi_ref)
+    if p.ndim != 1 or p.size == 0:
+      raise ShapeError(f"pi_ref must be a non-empty vector [M] (one probability per response), got shape {p.shape}")
+    M = p.shape[0]
+    p = V.check_distribution("pi_ref", p, M)
+
+    def vector(name: str, x: Any) -> Any:
+      if x is None:
+        return None
+      arr = V.as_real_array(name, x)
+      if arr.shape != (M,):
+        raise ShapeError(f"{name} must have shape ({M},), one value per response of pi_ref; got {arr.shape}")
+      V.check_finite(name, arr)
+      return jnp.asarray(arr, dt)
+
+    if features is not None:
+      x = V.as_real_array("features", features)
+      if x.ndim == 1:
+        x = x[:, None]
+      if x.ndim != 2 or x.shape[0] != M:
+        raise ShapeError(f"features must have shape (M, D) = ({M}, D), one row per response; got {x.shape}")
+      V.check_finite("features", x)
+      features = jnp.asarray(x, dt)
+    return cls(pi_ref=jnp.asarray(p, dt), reward=vector("reward", reward), gold=vector("gold", gold),
+               proxy=vector("proxy", proxy), features=features)
