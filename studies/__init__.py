@@ -25,4 +25,8 @@ STUDIES: dict[str, str] = {
     "la_noise": "mdptheory.studies.la_noise",
     "np_rates": "mdptheory.studies.np_rates",
     "np_baselines": "mdptheory.studies.np_baselines",
+    "dr_bc": "mdptheory.studies.dr_bc",
+    "dr_decomposition": "mdptheory.studies.dr_decomposition",
+    "dr_exploration": "mdptheory.studies.dr_exploration",
+    "dr_rlhf": "mdptheory.studies.dr_rlhf",
 }
