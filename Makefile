@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+# pytest-xdist workers: XLA runs single-threaded in each process (mdptheory/_xla.py), so one per core.
+JOBS ?= 2
 
 .PHONY: verify verify-full test test-all bench figures venv clean
 
@@ -14,10 +16,10 @@ verify-full: $(STAMP)  ## every claim at paper scale (slow)
 	$(BIN)/mdptheory verify --full
 
 test: $(STAMP)  ## the test suite (quick configurations; what CI runs)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(JOBS) --dist load $(PYTEST_ARGS)
 
 test-all: $(STAMP)  ## the test suite including the slow, paper-scale studies
-	$(BIN)/python -m pytest -m "slow or not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(JOBS) --dist load -m "slow or not slow" $(PYTEST_ARGS)
 
 bench: $(STAMP)  ## speed against baselines measured in the same run (see benchmarks/README.md)
 	$(BIN)/python -m benchmarks

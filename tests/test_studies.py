@@ -1,7 +1,9 @@
 """Every registered study follows the protocol, runs its quick sweep, and its claims pass."""
 
 import dataclasses
+import fcntl
 import importlib
+import os
 
 import numpy as np
 import pandas as pd
@@ -15,13 +17,24 @@ _FRAMES: dict[str, pd.DataFrame] = {}
 
 
 def quick_frame(name: str, tmp_path_factory) -> pd.DataFrame:
-  """The study's quick sweep through the runner (in a temporary results folder), once per session."""
+  """The study's quick sweep through the runner, once per test session.
+
+  Under pytest-xdist the workers share one results folder (the runner's
+  resumable store) and take a per-study file lock, so a sweep is computed by
+  one worker and reused, cell by cell, by the others.
+  """
   if name not in _FRAMES:
     study = runner.resolve_study(name)
     cells = runner.expand(study, quick=True)
-    out = tmp_path_factory.mktemp(f"results-{name}")
-    summary = runner.run_sweep(study, cells, out=out, progress=False)
-    assert summary.ok and summary.computed == len(cells)
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+      root = root.parent          # shared by every worker of this session
+    out = root / "quick-results" / name
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / ".lock", "w") as lock:
+      fcntl.flock(lock, fcntl.LOCK_EX)
+      summary = runner.run_sweep(study, cells, out=out, progress=False)
+    assert summary.ok and summary.computed + summary.reused == len(cells)
     _FRAMES[name] = summary.frame
   return _FRAMES[name].copy()
 
