@@ -40,7 +40,7 @@ from mdptheory.envs.tabular import garnet_mdp
 from mdptheory.plotting import error_vs_iteration
 
 NAME = "la_averaging"
-VERSION = "1"
+VERSION = "2"   # 2: component-wise Theorem 1 columns
 
 
 @dataclasses.dataclass(frozen=True)
