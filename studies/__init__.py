@@ -29,4 +29,8 @@ STUDIES: dict[str, str] = {
     "dr_decomposition": "mdptheory.studies.dr_decomposition",
     "dr_exploration": "mdptheory.studies.dr_exploration",
     "dr_rlhf": "mdptheory.studies.dr_rlhf",
+    "lm_mdvi": "mdptheory.studies.lm_mdvi",
+    "lm_nash": "mdptheory.studies.lm_nash",
+    "lm_bon": "mdptheory.studies.lm_bon",
+    "lm_demonstrations": "mdptheory.studies.lm_demonstrations",
 }
