@@ -30,11 +30,11 @@ import resource
 import sys
 import time
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
+import jax
+import jax.numpy as jnp
+import numpy as np
 
-from mdptheory._xla import avoid_cpu_pool_deadlock  # noqa: E402
+from mdptheory._xla import avoid_cpu_pool_deadlock
 
 GPU_SIZES = ((4, 8), (4, 9), (4, 10))      # V^L = 65,536 .. 1,048,576
 QUICK_SIZE = (4, 5)                          # V^L = 1024

@@ -77,7 +77,7 @@ class Config:
 
   @classmethod
   def quick(cls) -> "Config":
-    return cls(n_experts="8,64,512", vocab_size=3, length=4, bc_steps=30, rl_steps=20, ref_steps=200)
+    return cls(n_experts="8,64,512", vocab_size=3, length=4, bc_steps=20, rl_steps=10, ref_steps=200)
 
 
 GRID = {"lam": (0.03, 0.1, 0.3)}

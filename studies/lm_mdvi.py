@@ -357,7 +357,7 @@ def plot(df: pd.DataFrame) -> Figure:
   thm2 = df[df["theorem"] == "2"]
   error_vs_iteration(thm2, y="err_sup", bound="bound_err_sup", hue="setting", into=left,
                      ylabel=r"$\|q^\tau_* - q^\tau_{\pi_k}\|_\infty$")
-  left.suptitle("Theorem 2 (tau > 0): soft VI accumulates, beta = 0.9 averages", fontsize=9)
+  left.suptitle("Theorem 2 (tau > 0): soft VI vs beta = 0.9 (M-VI = MD-VI)", fontsize=9)
   thm1 = df[df["theorem"] == "1"]
   if len(thm1):
     error_vs_iteration(thm1, y="err_sup", bound="bound_err_sup", hue="setting", into=mid,
