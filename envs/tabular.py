@@ -188,6 +188,26 @@ def garnet_mdp(key: Array, num_states: int, num_actions: int, branching: int, ga
   return MDP(P=P, r=r, gamma=jnp.asarray(gamma, r.dtype), mu0=jnp.full(num_states, 1.0 / num_states, r.dtype))
 
 
+def garnet_fh_numpy(seed: int, num_states: int, num_actions: int, branching: int, horizon: int, *,
+                    start: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """A finite-horizon Garnet drawn on the host with numpy: a Garnet(S, A, B) kernel per stage, U(0, 1) rewards.
+
+  Each row P_h(·|s, a) has B distinct successors drawn uniformly without replacement, with probabilities
+  the spacings of B − 1 sorted uniforms (THEORY.md §1.2); ``rng = default_rng([seed, 0])``. The start
+  distribution is uniform, or a point mass on ``start``. No JAX compile, for studies that build many
+  instances. Returns ``(P [H, S, A, S], r [H, S, A], mu0 [S])``, unvalidated arrays.
+  """
+  S, A, B, H = num_states, num_actions, branching, horizon
+  rng = np.random.default_rng([seed, 0])
+  P = np.zeros((H, S, A, S))
+  succ = np.argsort(rng.random((H, S, A, S)), axis=-1)[..., :B]
+  cuts = np.sort(rng.random((H, S, A, B - 1)), axis=-1)
+  probs = np.diff(np.concatenate([np.zeros((H, S, A, 1)), cuts, np.ones((H, S, A, 1))], axis=-1), axis=-1)
+  np.put_along_axis(P, succ, probs, axis=-1)
+  mu0 = np.full(S, 1.0 / S) if start is None else np.eye(S)[start]
+  return P, rng.random((H, S, A)), mu0
+
+
 def _check_garnet_sizes(num_states: Any, num_actions: Any, branching: Any,
                         reward_fraction: Any) -> tuple[int, int, int, float]:
   S = V.check_int("num_states", num_states, minimum=1)

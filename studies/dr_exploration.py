@@ -44,6 +44,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from scipy.stats import binomtest
 
+from mdptheory.envs.tabular import garnet_fh_numpy
 from mdptheory import solvers
 from mdptheory.algorithms import demonstrations as D
 from mdptheory.claims import ClaimResult
@@ -91,18 +92,8 @@ MONITOR = ("subopt", "gap")
 
 
 def _instance(seed: int, S: int, A: int, B: int, H: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-  """A Garnet(S, A, B) kernel per stage (THEORY.md §1.2), U(0, 1) rewards r_h(s, a), start in state 0; numpy.
-
-  Each row P_h(·|s, a): B distinct successors uniformly without replacement, probabilities the spacings of
-  B − 1 sorted uniforms.  -> (P [H, S, A, S], r [H, S, A], mu0 [S]).
-  """
-  rng = np.random.default_rng([seed, 0])
-  P = np.zeros((H, S, A, S))
-  succ = np.argsort(rng.random((H, S, A, S)), axis=-1)[..., :B]
-  cuts = np.sort(rng.random((H, S, A, B - 1)), axis=-1)
-  probs = np.diff(np.concatenate([np.zeros((H, S, A, 1)), cuts, np.ones((H, S, A, 1))], axis=-1), axis=-1)
-  np.put_along_axis(P, succ, probs, axis=-1)
-  return P, rng.random((H, S, A)), np.eye(S)[0]
+  """The finite-horizon Garnet of ``seed`` (:func:`mdptheory.envs.tabular.garnet_fh_numpy`), start in state 0."""
+  return garnet_fh_numpy(seed, S, A, B, H, start=0)
 
 
 def lam_of(cfg: Config) -> float:
