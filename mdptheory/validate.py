@@ -229,3 +229,19 @@ def check_policy(pi: Any, num_states: int, num_actions: int, *, name: str = "pi"
   if arr.shape != (num_states, num_actions):
     raise ShapeError(f"{name} must have shape (S, A) = ({num_states}, {num_actions}), got {arr.shape}")
   return check_stochastic(name, arr, what="row", index_names=("s",))
+
+
+def check_key(key: Any) -> Any:
+  """A JAX PRNG key from an int seed, a typed key or a raw uint32[2] key; traced keys pass through."""
+  if is_traced(key):
+    return key
+  if isinstance(key, (bool, np.bool_)):
+    raise ParameterError(f"key={key!r} is a bool; pass an int seed or jax.random.key(seed)")
+  if isinstance(key, (int, np.integer)):
+    return jax.random.key(int(key))
+  if isinstance(key, (jax.Array, np.ndarray)):
+    if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key) and key.shape == ():
+      return key
+    if key.dtype == np.uint32 and key.shape == (2,):
+      return jax.random.wrap_key_data(jnp.asarray(key))
+  raise ParameterError(f"key={key!r} is not an int seed or a single JAX PRNG key")

@@ -36,7 +36,6 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax import lax
 
 from mdptheory import operators as ops
@@ -295,22 +294,9 @@ def _check_noise_key(noise, key):
     raise ParameterError(f"noise={noise!r} is not an error model; pass e.g. mdptheory.noise.gaussian(0.5) or None")
   if key is None:
     raise ParameterError("a noise model needs key=... (an int seed or jax.random.key(seed))")
-  return noise, _as_key(key)
+  return noise, V.check_key(key)
 
 
-def _as_key(key):
-  if V.is_traced(key):
-    return key
-  if isinstance(key, (bool, np.bool_)):
-    raise ParameterError(f"key={key!r} is a bool; pass an int seed or jax.random.key(seed)")
-  if isinstance(key, (int, np.integer)):
-    return jax.random.key(int(key))
-  if isinstance(key, (jax.Array, np.ndarray)):
-    if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key) and key.shape == ():
-      return key
-    if key.dtype == np.uint32 and key.shape == (2,):
-      return jax.random.wrap_key_data(jnp.asarray(key))
-  raise ParameterError(f"key={key!r} is not an int seed or a single JAX PRNG key")
 
 
 def _check_sa(name: str, x: Any, S: int, A: int, dtype) -> Array:

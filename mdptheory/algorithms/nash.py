@@ -430,22 +430,9 @@ def _check_samples(num_samples: Any, key: Any, *, minimum: int = 0) -> tuple[int
   if num_samples > 0 and key is None:
     raise ParameterError(f"num_samples={num_samples} draws sampled comparisons and needs a key; pass "
                          f"key=jax.random.key(seed) (or num_samples=0 for exact preferences)")
-  return num_samples, _as_key(0 if key is None else key)
+  return num_samples, V.check_key(0 if key is None else key)
 
 
-def _as_key(key: Any) -> Array:
-  if V.is_traced(key):
-    return key
-  if isinstance(key, (bool, np.bool_)):
-    raise ParameterError(f"key={key!r} is a bool; pass an int seed or jax.random.key(seed)")
-  if isinstance(key, (int, np.integer)):
-    return jax.random.key(int(key))
-  if isinstance(key, (jax.Array, np.ndarray)):
-    if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key) and key.shape == ():
-      return key
-    if key.dtype == np.uint32 and key.shape == (2,):
-      return jax.random.wrap_key_data(jnp.asarray(key))
-  raise ParameterError(f"key={key!r} is not an int seed or a single JAX PRNG key")
 
 
 def _run(kind: str, game: Any, *, beta: Any, eta: Any, num_iters: Any, reference: Any, pi0: Any,
