@@ -44,7 +44,7 @@ from mdptheory import operators as ops
 from mdptheory import qexp
 from mdptheory import solvers
 from mdptheory import validate as V
-from mdptheory.algorithms.munchausen import (_as_key, _check_alpha, _check_clip_min, _check_sa, _entropy_optimum_q,
+from mdptheory.algorithms.munchausen import (_check_alpha, _check_clip_min, _check_sa, _entropy_optimum_q,
                                              _evaluate_with_penalty)
 from mdptheory.errors import ParameterError, ShapeError
 from mdptheory.noise import Noise
@@ -577,7 +577,7 @@ def _check_noise_key(noise, key):
     raise ParameterError(f"noise={noise!r} is not an error model; pass e.g. mdptheory.noise.gaussian(0.5) or None")
   if key is None:
     raise ParameterError("a noise model needs key=... (an int seed or jax.random.key(seed))")
-  return noise, _as_key(key)
+  return noise, V.check_key(key)
 
 
 def _check_mdp(mdp, name):
