@@ -448,4 +448,5 @@ def tsallis_regularizer(q: float, tau) -> Regularizer:
   def omega(pi):
     return -tau * entropy_of(pi)
 
-  return Regularizer(omega=omega, smax=smax, argmax=argmax, log_argmax=log_argmax, name="tsallis")
+  spec = None if V.is_traced(q) or V.is_traced(tau) or np.ndim(tau) else ("tsallis", float(q), float(tau))
+  return Regularizer(omega=omega, smax=smax, argmax=argmax, log_argmax=log_argmax, name="tsallis", spec=spec)

@@ -25,6 +25,7 @@ from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.scipy.special import xlogy
 
 from mdptheory import validate as V
@@ -39,6 +40,18 @@ class Regularizer(NamedTuple):
   argmax: Callable[[Array], Array]      # [..., A] -> [..., A]  ∇Ω*(q), the regularized greedy policy
   log_argmax: Callable[[Array], Array]  # [..., A] -> [..., A]  log ∇Ω*(q), −inf off the support
   name: str = "regularizer"
+  # (name, concrete parameters) when the bundle is determined by them, else None. Two bundles with the same
+  # spec are the same function, so jitted solvers that take the bundle as a static argument reuse one program.
+  spec: tuple | None = None
+
+
+def static_key(reg: Regularizer) -> tuple:
+  """A hashable key that identifies the bundle: its spec, or the function objects themselves."""
+  return ("spec",) + reg.spec if reg.spec is not None else ("fns",) + tuple(reg[:5])
+
+
+def _concrete(*xs) -> bool:
+  return not any(V.is_traced(x) for x in xs) and all(np.ndim(x) == 0 for x in xs)
 
 
 def none() -> Regularizer:
@@ -54,7 +67,8 @@ def none() -> Regularizer:
       smax=lambda q: jnp.max(q, axis=-1),
       argmax=argmax,
       log_argmax=log_argmax,
-      name="none")
+      name="none",
+      spec=("none",))
 
 
 def entropy(tau) -> Regularizer:
@@ -66,7 +80,8 @@ def entropy(tau) -> Regularizer:
       smax=lambda q: tau * jax.nn.logsumexp(q / tau, axis=-1),
       argmax=lambda q: jax.nn.softmax(q / tau, axis=-1),
       log_argmax=lambda q: jax.nn.log_softmax(q / tau, axis=-1),
-      name="entropy")
+      name="entropy",
+      spec=("entropy", float(tau)) if _concrete(tau) else None)
 
 
 def kl(pi_ref, lam) -> Regularizer:

@@ -20,6 +20,7 @@ converged.
 
 from __future__ import annotations
 
+import functools
 from typing import Callable, NamedTuple
 
 import jax
@@ -28,7 +29,7 @@ import numpy as np
 
 from mdptheory import operators as ops
 from mdptheory import validate as V
-from mdptheory.regularizers import Regularizer, none
+from mdptheory.regularizers import Regularizer, none, static_key
 from mdptheory.types import MDP, FiniteHorizonMDP
 
 Array = jax.Array
@@ -83,7 +84,33 @@ def value_iteration(mdp: MDP, reg: Regularizer | None = None, *, num_iters: int,
   tol = V.check_positive("tol", tol, allow_zero=True)
   reg = none() if reg is None else reg
   v0 = jnp.zeros(mdp.num_states, mdp.dtype) if v0 is None else jnp.asarray(v0, mdp.dtype)
+  return _value_iteration(mdp, v0, tol, reg=_StaticReg(reg), num_iters=num_iters)
 
+
+class _StaticReg:
+  """A regularizer bundle as a static jit argument, equal to another when their specs are equal.
+
+  So ``value_iteration(mdp, entropy(0.1), ...)`` called twice compiles once, although each call builds new
+  closures; bundles without a spec (a KL toward an array, traced temperatures) compare by their functions.
+  """
+  __slots__ = ("reg", "key")
+
+  def __init__(self, reg: Regularizer):
+    self.reg = reg
+    self.key = static_key(reg)
+
+  def __hash__(self) -> int:
+    return hash(self.key)
+
+  def __eq__(self, other) -> bool:
+    return isinstance(other, _StaticReg) and self.key == other.key
+
+
+@functools.partial(jax.jit, static_argnames=("reg", "num_iters"))
+def _value_iteration(mdp: MDP, v0: Array, tol, *, reg: _StaticReg, num_iters: int) -> VIResult:
+  # The MDP is an argument, never a closed-over constant: a 2 GB kernel is not baked into the program, and
+  # repeated calls with the same shapes and regularizer reuse one compiled loop.
+  reg = reg.reg
   def step(carry, _):
     v, done, n, last_res = carry
     tv = ops.bellman_optimality_v(mdp, v, reg)
@@ -123,12 +150,18 @@ def policy_iteration(mdp: MDP, reg: Regularizer | None = None, *, num_iters: int
   num_iters = V.check_int("num_iters", num_iters)
   tol = V.check_positive("tol", tol, allow_zero=True)
   S, A = mdp.num_states, mdp.num_actions
-  hard = reg is None or reg.name == "none"
   reg = none() if reg is None else reg
   if pi0 is None:
     pi0 = reg.argmax(mdp.r)
   elif not V.is_traced(pi0):
     pi0 = jnp.asarray(V.check_policy(pi0, S, A, name="pi0"), mdp.dtype)
+  return _policy_iteration(mdp, pi0, tol, reg=_StaticReg(reg), num_iters=num_iters)
+
+
+@functools.partial(jax.jit, static_argnames=("reg", "num_iters"))
+def _policy_iteration(mdp: MDP, pi0: Array, tol, *, reg: _StaticReg, num_iters: int) -> PIResult:
+  reg = reg.reg
+  hard = reg.name == "none"
   eps = 64 * jnp.finfo(mdp.dtype).eps
 
   def improve(pi, q):
