@@ -99,15 +99,15 @@ class MDP(NamedTuple):
     """
     dt = V.resolve_dtype(dtype)
     gamma = V.check_gamma(gamma)
-    P = V.as_real_array("P", P)
+    P = V.as_real_array("P", P, keep_float32=True)
     r = V.as_real_array("r", r)
     _check_layout(P, r)
     S, A, _ = P.shape
     V.check_dense_budget("transition kernel P", P.shape, dt, memory_budget)
     V.check_finite("r", r)
-    P = V.check_stochastic("P", P, what="row P[s, a, :]", index_names=("s", "a"))
+    P = V.check_stochastic("P", P, what="row P[s, a, :]", index_names=("s", "a"), dtype=dt)
     mu0 = np.full(S, 1.0 / S) if mu0 is None else V.check_distribution("mu0", mu0, S)
-    return cls(P=jnp.asarray(P, dt), r=jnp.asarray(r, dt), gamma=jnp.asarray(gamma, dt),
+    return cls(P=V.adopt(P), r=jnp.asarray(r, dt), gamma=jnp.asarray(gamma, dt),
                mu0=jnp.asarray(mu0, dt))
 
   @classmethod
@@ -120,21 +120,23 @@ class MDP(NamedTuple):
     ns = np.asarray(next_states)
     if ns.dtype.kind not in "iu":
         raise ShapeError(f"next_states must be an integer array, got dtype {ns.dtype}")
-    probs = V.as_real_array("probs", probs)
+    probs = V.as_real_array("probs", probs, keep_float32=True)
     S, A = r.shape
     if ns.ndim != 3 or ns.shape[:2] != (S, A) or probs.shape != ns.shape:
       raise ShapeError(
           f"next_states and probs must both have shape (S, A, B) with (S, A) = {(S, A)} from r; "
           f"got {ns.shape} and {probs.shape}")
-    bad = (ns < 0) | (ns >= S)
-    if bad.any():
+    if ns.size and (ns.min() < 0 or ns.max() >= S):
+      bad = (ns < 0) | (ns >= S)
       idx = tuple(int(i) for i in np.argwhere(bad)[0])
       raise ShapeError(f"next_states{list(idx)} = {int(ns[idx])} is not a state index in [0, {S})")
     V.check_finite("r", r)
     probs = V.check_stochastic("probs", probs, what="successor list probs[s, a, :]",
-                               index_names=("s", "a"))
+                               index_names=("s", "a"), dtype=dt)
     mu0 = np.full(S, 1.0 / S) if mu0 is None else V.check_distribution("mu0", mu0, S)
-    kernel = SparseKernel(jnp.asarray(ns, jnp.int32), jnp.asarray(probs, dt))
+    ns32 = V.aligned_empty(ns.shape, np.int32)
+    np.copyto(ns32, ns, casting="unsafe")  # indices are in [0, S) and S < 2**31
+    kernel = SparseKernel(V.adopt(ns32), V.adopt(probs))
     return cls(P=kernel, r=jnp.asarray(r, dt), gamma=jnp.asarray(gamma, dt), mu0=jnp.asarray(mu0, dt))
 
   @classmethod

@@ -66,12 +66,20 @@ def resolve_dtype(dtype: Any = None) -> np.dtype:
 
 
 def _sum_atol(n_terms: int, dtype: np.dtype) -> float:
+  if np.dtype(dtype) == np.float32:
+    # float32 input summed in float64: only the entries' own rounding (a random walk of n steps of eps/2) and
+    # the float32 normalization that produced them remain, so sqrt(n) scaling, not the worst case n.
+    return max(_SUM_RTOL64, 16 * math.sqrt(n_terms) * float(np.finfo(np.float32).eps))
   eps = np.finfo(dtype).eps if np.issubdtype(dtype, np.floating) else np.finfo(np.float64).eps
   return max(_SUM_RTOL64, 16 * n_terms * float(eps))
 
 
-def as_real_array(name: str, x: Any, *, ndim: int | None = None) -> np.ndarray:
-  """Converts ``x`` to a float64 numpy array, refusing complex/object/str dtypes."""
+def as_real_array(name: str, x: Any, *, ndim: int | None = None, keep_float32: bool = False) -> np.ndarray:
+  """Converts ``x`` to a float64 numpy array, refusing complex/object/str dtypes.
+
+  With ``keep_float32`` a float32 array stays float32 (no copy): large kernels are checked in their own
+  precision instead of being doubled in memory first.
+  """
   if isinstance(x, jax.Array) and is_traced(x):
     raise ParameterError(f"{name} is a traced JAX value; build the problem outside jit/vmap")
   try:
@@ -86,6 +94,8 @@ def as_real_array(name: str, x: Any, *, ndim: int | None = None) -> np.ndarray:
     raise DTypeError(f"{name} has dtype {arr.dtype}; pass a real numeric array")
   if ndim is not None and arr.ndim != ndim:
     raise ShapeError(f"{name} must have {ndim} dimensions, got shape {arr.shape}")
+  if keep_float32 and arr.dtype == np.float32:
+    return arr
   return arr.astype(np.float64, copy=False) if arr.dtype.kind == "f" else arr.astype(np.float64)
 
 
@@ -99,21 +109,26 @@ def check_finite(name: str, arr: np.ndarray) -> None:
 
 
 def check_stochastic(name: str, arr: np.ndarray, *, what: str = "row",
-                     index_names: tuple[str, ...] = ()) -> np.ndarray:
+                     index_names: tuple[str, ...] = (), dtype: Any = None) -> np.ndarray:
   """Checks that ``arr`` is non-negative and sums to 1 along its last axis.
 
-  Returns the array renormalized along the last axis (a row that sums to 1 up
-  to rounding, such as ten entries of 0.1, is accepted).
+  Returns a new array (``dtype``, default the input's), renormalized along the
+  last axis (a row that sums to 1 up to rounding, such as ten entries of 0.1,
+  is accepted), allocated aligned so that :func:`adopt` hands it to JAX
+  without another copy. The checks are two reductions over ``arr`` (row sums
+  and the minimum) with no temporaries of its size; the slower searches that
+  name the offending entry run only when a check fails.
   """
-  check_finite(name, arr)
-  neg = arr < 0
-  if neg.any():
+  sums = arr.sum(-1, dtype=np.float64)
+  if not np.all(np.isfinite(sums)):
+    check_finite(name, arr)  # names the first NaN/inf; an overflowing sum is reported below
+  if arr.size and arr.min() < 0:
+    neg = arr < 0
     idx = tuple(int(i) for i in np.argwhere(neg)[0])
     raise InvalidMDPError(
         f"{name}{list(idx)} = {arr[idx]:.6g} is negative; probabilities must be >= 0")
-  sums = arr.sum(-1)
   atol = _sum_atol(arr.shape[-1] if arr.ndim else 1, arr.dtype)
-  off = np.abs(sums - 1.0) > atol
+  off = ~(np.abs(sums - 1.0) <= atol)
   if np.any(off):
     idx = tuple(int(i) for i in np.argwhere(np.atleast_1d(off))[0]) if arr.ndim > 1 else ()
     where = ", ".join(f"{n}={i}" for n, i in zip(index_names, idx)) if index_names else str(list(idx))
@@ -121,7 +136,38 @@ def check_stochastic(name: str, arr: np.ndarray, *, what: str = "row",
     raise InvalidMDPError(
         f"{name} {what} at ({where}) sums to {s:.10g}, not 1 "
         f"({int(np.sum(off))} such {what}s); normalize it, e.g. P / P.sum(-1, keepdims=True)")
-  return arr / sums[..., None]
+  out = aligned_empty(arr.shape, arr.dtype if dtype is None else dtype)
+  np.divide(arr, sums[..., None], out=out, casting="same_kind")
+  return out
+
+
+#: Alignment (bytes) of the arrays handed to JAX without a copy (XLA's CPU client needs 64).
+_ALIGN = 64
+
+
+def aligned_empty(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+  """An uninitialized C-contiguous numpy array whose data is 64-byte aligned."""
+  dtype = np.dtype(dtype)
+  nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+  buf = np.empty(nbytes + _ALIGN, np.uint8)
+  offset = (-buf.ctypes.data) % _ALIGN
+  return buf[offset:offset + nbytes].view(dtype).reshape(shape)
+
+
+def adopt(arr: np.ndarray, dtype: Any = None) -> jax.Array:
+  """A JAX array of ``arr``, sharing its memory when possible (on the CPU, for an aligned contiguous array).
+
+  Only for arrays the library allocated itself (:func:`check_stochastic`, :func:`aligned_empty`): the caller
+  must not write to ``arr`` afterwards. Anything else is copied, as ``jnp.asarray`` does.
+  """
+  dt = arr.dtype if dtype is None else np.dtype(dtype)
+  if (arr.dtype == dt and arr.size and arr.flags.c_contiguous and arr.ctypes.data % _ALIGN == 0
+      and jax.default_backend() == "cpu"):
+    try:
+      return jnp.from_dlpack(arr)
+    except Exception:  # an exotic array or runtime: fall back to the copy
+      pass
+  return jnp.asarray(arr, dt)
 
 
 def check_distribution(name: str, x: Any, size: int) -> np.ndarray:
