@@ -57,8 +57,8 @@ class MVITrace(NamedTuple):
   against the reference q_ref = q*_{τ'}, τ' = (1 − α)τ (q* when τ' = 0), by exact evaluation of π_k with
   entropy(τ'): q^{τ'}_π = r + γ P (I − γ P_π)^{-1}(<π, r> + τ' H(π)).
   """
-  err_sup: Array                # [K]  ‖q_ref − q^{τ'}_{π_k}‖_∞
-  err_l1: Array                 # [K]  ‖q_ref − q^{τ'}_{π_k}‖_1 / ‖q_ref‖_1 (the metric of Vieillard et al. 2020)
+  err_sup: Array | None         # [K]  ‖q_ref − q^{τ'}_{π_k}‖_∞      (None with track_error=False)
+  err_l1: Array | None          # [K]  ‖q_ref − q^{τ'}_{π_k}‖_1 / ‖q_ref‖_1 (Vieillard et al. 2020; None as err_sup)
   q_sup: Array                  # [K]  ‖q_k‖_∞
   eps_sup: Array                # [K]  ‖ε_k‖_∞
   avg_eps_sup: Array            # [K]  ‖(1/k) Σ_{j=1}^k ε_j‖_∞ (the error term of the α = 1 bound, §3.4)
@@ -76,7 +76,8 @@ class MVIResult(NamedTuple):
   log_pi: Array     # [S, A]  ln π_{K+1} = log_softmax(q_K/τ), the policy after the last update
                     #         (equal to MD-VI's log π_{K+1}, :class:`~mdptheory.algorithms.mdmpi.ADPResult`)
   q_prime: Array    # [S, A]  q'_K = q_K − ατ ln π_K, the MD-VI(ατ, (1 − α)τ) iterate (§3.3)
-  q_ref: Array      # [S, A]  the reference the errors are measured against (q*_{τ'} by default)
+  q_ref: Array | None  # [S, A]  the reference the errors are measured against (q*_{τ'} by default; None
+                       #         with track_error=False)
   trace: MVITrace   # per-update diagnostics, entries k = 1..K
 
 
@@ -137,7 +138,7 @@ def munchausen_q_prime(q: Array, logpi: Array, alpha, tau) -> Array:
 
 def mvi(mdp: MDP, *, alpha, tau, num_iters: int, noise: Noise | None = None, key: Any = None,
         q0: Any = None, clip_min: Any = None, reference: Any = None, record_eps: bool = False,
-        record_iterates: bool = False) -> MVIResult:
+        record_iterates: bool = False, track_error: bool = True) -> MVIResult:
   r"""Munchausen VI, M-VI(α, τ), in the log-sum-exp form of THEORY.md §3.2.
 
       π_{k+1} = softmax(q_k/τ),   τ ln π_{k+1} = q_k − τ lse(q_k/τ),
@@ -170,6 +171,9 @@ def mvi(mdp: MDP, *, alpha, tau, num_iters: int, noise: Noise | None = None, key
       is concrete). Under ``jax.vmap`` with α reaching 1 (τ' = 0 traced) pass it explicitly.
     record_eps: also record ε_k [K, S, A] in the trace.
     record_iterates: also record q_k and ln π_k [K, S, A] in the trace.
+    track_error: measure ``err_sup`` and ``err_l1`` (an exact evaluation of π_k, an S×S solve, per update, and
+      the reference optimum). False skips both: an update then costs one pass over P, as a soft VI step does,
+      and the trace's ``err_sup``, ``err_l1`` and the result's ``q_ref`` are None.
 
   Returns:
     :class:`MVIResult`.
@@ -188,7 +192,9 @@ def mvi(mdp: MDP, *, alpha, tau, num_iters: int, noise: Noise | None = None, key
   noise, key = _check_noise_key(noise, key)
   S, A = mdp.num_states, mdp.num_actions
   q0 = _check_sa("q0", q0, S, A, mdp.dtype)
-  if reference is None:
+  if not track_error:
+    q_ref = None
+  elif reference is None:
     hard = (not V.is_traced(alpha)) and alpha == 1.0
     q_ref = _entropy_optimum_q(mdp, (1.0 - jnp.asarray(alpha, mdp.dtype)) * tau, hard=hard)
   else:
@@ -209,7 +215,8 @@ def _mvi(mdp, alpha, tau, clip_min, q0, q_ref, key, *, num_iters, noise, use_cli
   alpha = jnp.asarray(alpha, dt)
   tau = jnp.asarray(tau, dt)
   S, A = mdp.num_states, mdp.num_actions
-  ref_l1 = jnp.sum(jnp.abs(q_ref))
+  track_error = q_ref is not None
+  ref_l1 = jnp.sum(jnp.abs(q_ref)) if track_error else None
   keys = None if noise is None else jax.random.split(key, num_iters)
 
   def soft(q):
@@ -234,11 +241,8 @@ def _mvi(mdp, alpha, tau, clip_min, q0, q_ref, key, *, num_iters, noise, use_cli
     log_pi = tlogp / tau
     pi = jnp.exp(log_pi)
     omega = (1.0 - alpha) * jnp.sum(jnp.where(pi > 0, pi * tlogp, 0.0), axis=-1)
-    gap = jnp.abs(q_ref - _evaluate_with_penalty(mdp, pi, omega))
     top2 = lax.top_k(q, 2)[0] if A > 1 else jnp.concatenate([q, q], axis=-1)
     out = dict(
-        err_sup=jnp.max(gap),
-        err_l1=jnp.sum(gap) / ref_l1,
         q_sup=jnp.max(jnp.abs(q)),
         eps_sup=jnp.max(jnp.abs(eps)),
         avg_eps_sup=jnp.max(jnp.abs(eps_sum)) / (k + 1).astype(dt),
@@ -246,6 +250,9 @@ def _mvi(mdp, alpha, tau, clip_min, q0, q_ref, key, *, num_iters, noise, use_cli
         policy_change=jnp.max(jnp.sum(jnp.abs(pi - jnp.exp(tlogp_prev / tau)), axis=-1)),
         action_gap_mean=jnp.mean(top2[:, 0] - top2[:, 1]),
     )
+    if track_error:
+      gap = jnp.abs(q_ref - _evaluate_with_penalty(mdp, pi, omega))
+      out.update(err_sup=jnp.max(gap), err_l1=jnp.sum(gap) / ref_l1)
     if record_eps:
       out["eps"] = eps
     if record_iterates:
@@ -256,7 +263,7 @@ def _mvi(mdp, alpha, tau, clip_min, q0, q_ref, key, *, num_iters, noise, use_cli
   (q, tlogp_last, _), out = lax.scan(step, (q0, tlogp0, jnp.zeros((S, A), dt)), jnp.arange(num_iters))
   _, tlogp_next = soft(q)
   return MVIResult(q=q, log_pi=tlogp_next / tau, q_prime=q - alpha * tlogp_last, q_ref=q_ref,
-                   trace=MVITrace(**out))
+                   trace=MVITrace(**{"err_sup": None, "err_l1": None, **out}))
 
 
 # -- helpers -------------------------------------------------------------------------------------------
