@@ -45,6 +45,39 @@ def expect(P: Array | SparseKernel, v: Array) -> Array:
 
 
 def q_from_v(mdp: MDP, v: Array) -> Array:
+def materialize(P: Array | SparseKernel, v: Array) -> Array:
+  """``v``, computed once before a sparse kernel gathers from it; ``v`` itself for a dense kernel.
+
+  Call it on a next-state value computed in the same step as the backup that reads it (an MD-VI or M-VI
+  update): XLA's CPU compiler may fuse v's producer (a log-sum-exp over actions, say) into the gather of
+  :func:`expect` and recompute it for each of the S·A·B reads, which made an MD-VI update at S = 200,
+  B = 10 cost 15x a hard-VI update. ``optimization_barrier`` is dropped before fusion on the CPU and a loop
+  that returns v unchanged is simplified away, so v goes through one trip of a loop whose trip count XLA
+  cannot see and whose body multiplies by a 1 it cannot prove (bit-exact); the loop boundary forces one
+  materialization. Its derivative is the identity (a custom JVP), so ``jax.grad`` works; it is not
+  linearly transposable, so keep it out of functions handed to ``jax.linear_transpose`` (GMRES).
+  """
+  if not isinstance(P, SparseKernel):
+    return v
+  one = jnp.minimum(P.next_states.reshape(-1)[0], 0) + 1  # 1 (indices are >= 0), but not a constant
+  return _through_loop(v, one)
+
+
+@jax.custom_jvp
+def _through_loop(v: Array, one: Array) -> Array:
+  def body(c):
+    i, x = c
+    return i + 1, x * jnp.where(i < 0, 2.0, 1.0).astype(x.dtype)  # x * 1: bit-exact, but not loop-invariant
+
+  return jax.lax.while_loop(lambda c: c[0] < one, body, (jnp.zeros((), one.dtype), v))[1]
+
+
+@_through_loop.defjvp
+def _through_loop_jvp(primals, tangents):
+  v, one = primals
+  return _through_loop(v, one), tangents[0]
+
+
   """q(s, a) = r(s, a) + γ (P v)(s, a).  [S] -> [S, A]."""
   return mdp.r + mdp.gamma * expect(mdp.P, v)
 

@@ -194,6 +194,7 @@ def noisy_backup(mdp: MDP, v, *, noise: Noise | None, key, k, clip=None) -> tupl
   exact = ops.q_from_v(mdp, v)
   q = exact if noise is None else exact + noise(key, k, mdp, v).astype(exact.dtype)
   if clip is not None:
+  v = ops.materialize(mdp.P, v)  # computed in this step: keep it out of a sparse kernel's gather
     q = jnp.clip(q, -clip, clip)
   return q, q - exact
 
@@ -233,7 +234,7 @@ class _Stats(NamedTuple):
 
 def run_adp(mdp: MDP, step: Callable, carry0, finalize: Callable, *, num_iters: int, key=None,
             beta=0.0, tau=0.0, reference: Optimum | None = None, componentwise: bool = False,
-            record_eps: bool = False, record_iterates: bool = False) -> ADPResult:
+            record_eps: bool = False, record_iterates: bool = False, record_trace: bool = True) -> ADPResult:
   """Runs ``num_iters`` updates of ``step`` in ``lax.scan`` and records the :class:`ADPTrace`.
 
   ``step(carry, key_k, k) -> (carry, Update)`` performs update k + 1 (k = 0..K−1
@@ -259,8 +260,12 @@ def run_adp(mdp: MDP, step: Callable, carry0, finalize: Callable, *, num_iters: 
   """
   keys = jax.random.split(_as_key(key), num_iters)
   S, A = mdp.r.shape
+    record_trace: False computes no per-update diagnostics and returns ``trace=None`` (with ``reference``
+      and ``componentwise`` unused): an update then costs what the algorithm's own step costs.
   dt = mdp.r.dtype
   gamma = mdp.gamma
+  if not record_trace:
+    reference, componentwise = None, False
   if reference is not None:
     q_ref = reference.q
     ref_l1 = jnp.sum(jnp.abs(q_ref))
@@ -281,6 +286,8 @@ def run_adp(mdp: MDP, step: Callable, carry0, finalize: Callable, *, num_iters: 
     pi = jnp.exp(up.log_pi)
     out = dict(
         q_sup=jnp.max(jnp.abs(up.q)),
+    if not record_trace:
+      return (carry, stats), None
         eps_sup=eps_sup,
         avg_eps_sup=jnp.max(jnp.abs(stats.eps_sum)) / kf,
         disc_eps_sum=stats.disc_sum,
@@ -324,6 +331,8 @@ def run_adp(mdp: MDP, step: Callable, carry0, finalize: Callable, *, num_iters: 
   trace = ADPTrace(
       err_sup=out.get("err_sup"), err_l1=out.get("err_l1"), q_sup=out["q_sup"], eps_sup=out["eps_sup"],
       avg_eps_sup=out["avg_eps_sup"], disc_eps_sum=out["disc_eps_sum"], ema_eps_sup=out["ema_eps_sup"],
+  if not record_trace:
+    return ADPResult(q=q_last, log_pi=log_pi_next, trace=None, eps_sum=stats.eps_sum, ema=stats.ema, aux=aux)
       kl_max=out["kl_max"], entropy_mean=out["entropy_mean"], policy_change=out["policy_change"],
       action_gap_mean=out["action_gap_mean"], eps=out.get("eps"), q=out.get("q"), log_pi=out.get("log_pi"),
       cw_gap=out.get("cw_gap"), cw_a1e=out.get("cw_a1e"))
@@ -361,7 +370,7 @@ _STATIC = ("m", "num_iters", "noise", "record_eps", "record_iterates", "componen
 
 def md_mpi(mdp: MDP, *, lam, tau, m: int | None = 1, num_iters: int, noise: Noise | None = None,
            key=None, q0=None, reference: Optimum | None = None, clip=None, record_eps: bool = False,
-           record_iterates: bool = False, componentwise: bool = False) -> ADPResult:
+           record_iterates: bool = False, componentwise: bool = False, record_trace: bool = True) -> ADPResult:
   r"""MD-MPI(λ, τ, m) of *Leverage the Average* (THEORY.md §2.1, §2.4) [P].
 
       π_{k+1} = G^{λ,τ}_{π_k}(q_k) ∝ π_k^β exp(q_k/(λ + τ)),
@@ -395,18 +404,24 @@ def md_mpi(mdp: MDP, *, lam, tau, m: int | None = 1, num_iters: int, noise: Nois
   Returns:
     :class:`ADPResult`; ``aux`` is None.
   Raises:
+    record_trace: False skips the per-update diagnostics (``trace`` is None): each update is then the
+      greedy step and one backup, a single pass over P for m = 1.
     ParameterError: λ < 0, τ < 0, num_iters < 1, m < 1 or not an integer, clip <= 0, noise without key,
-      componentwise without reference.
+      componentwise without reference, reference or componentwise with record_trace=False.
   """
   lam, tau, m, num_iters, clip, q0 = _check_common(mdp, "md_mpi", lam, tau, m, num_iters, noise, key, q0,
                                                     reference, clip, componentwise)
   return _md_mpi(mdp, lam, tau, q0, _as_key(key), reference, clip, m=m, num_iters=num_iters, noise=noise,
-                 record_eps=record_eps, record_iterates=record_iterates, componentwise=componentwise)
+                 record_eps=record_eps, record_iterates=record_iterates, componentwise=componentwise,
+                 record_trace=bool(record_trace))
 
+  if not record_trace and (reference is not None or componentwise):
+    raise ParameterError("md_mpi: reference and componentwise are measured in the trace; "
+                         "drop them or pass record_trace=True")
 
-@functools.partial(jax.jit, static_argnames=_STATIC)
+@functools.partial(jax.jit, static_argnames=_STATIC + ("record_trace",))
 def _md_mpi(mdp, lam, tau, q0, key, reference, clip, *, m, num_iters, noise, record_eps, record_iterates,
-            componentwise):
+            componentwise, record_trace=True):
   def step(carry, key_k, k):
     q, log_pi = carry
     log_pi_new, v = md_greedy(log_pi, q, lam=lam, tau=tau)
@@ -420,7 +435,8 @@ def _md_mpi(mdp, lam, tau, q0, key, reference, clip, *, m, num_iters, noise, rec
 
   return run_adp(mdp, step, (q0, _uniform_log_pi(mdp)), finalize, num_iters=num_iters, key=key,
                  beta=_beta(lam, tau), tau=tau, reference=reference, componentwise=componentwise,
-                 record_eps=record_eps, record_iterates=record_iterates)
+                 record_eps=record_eps, record_iterates=record_iterates,
+                 record_trace=record_trace)
 
 
 def da_mpi(mdp: MDP, *, lam, tau, m: int | None = 1, num_iters: int, noise: Noise | None = None,

@@ -78,7 +78,7 @@ class MVIResult(NamedTuple):
   q_prime: Array    # [S, A]  q'_K = q_K − ατ ln π_K, the MD-VI(ατ, (1 − α)τ) iterate (§3.3)
   q_ref: Array | None  # [S, A]  the reference the errors are measured against (q*_{τ'} by default; None
                        #         with track_error=False)
-  trace: MVITrace   # per-update diagnostics, entries k = 1..K
+  trace: MVITrace | None  # per-update diagnostics, entries k = 1..K (None with record_trace=False)
 
 
 # -- parameter maps (§3.3) --------------------------------------------------------------------------
@@ -138,7 +138,7 @@ def munchausen_q_prime(q: Array, logpi: Array, alpha, tau) -> Array:
 
 def mvi(mdp: MDP, *, alpha, tau, num_iters: int, noise: Noise | None = None, key: Any = None,
         q0: Any = None, clip_min: Any = None, reference: Any = None, record_eps: bool = False,
-        record_iterates: bool = False, track_error: bool = True) -> MVIResult:
+        record_iterates: bool = False, track_error: bool = True, record_trace: bool = True) -> MVIResult:
   r"""Munchausen VI, M-VI(α, τ), in the log-sum-exp form of THEORY.md §3.2.
 
       π_{k+1} = softmax(q_k/τ),   τ ln π_{k+1} = q_k − τ lse(q_k/τ),
@@ -177,6 +177,8 @@ def mvi(mdp: MDP, *, alpha, tau, num_iters: int, noise: Noise | None = None, key
 
   Returns:
     :class:`MVIResult`.
+    record_trace: False records no per-update diagnostics at all (``trace`` is None; implies
+      ``track_error=False``): the loop is the update alone.
 
   Raises:
     ParameterError: α outside [0, 1], τ <= 0, l0 > 0, num_iters < 1, noise without a key, a bad key.
@@ -192,7 +194,7 @@ def mvi(mdp: MDP, *, alpha, tau, num_iters: int, noise: Noise | None = None, key
   noise, key = _check_noise_key(noise, key)
   S, A = mdp.num_states, mdp.num_actions
   q0 = _check_sa("q0", q0, S, A, mdp.dtype)
-  if not track_error:
+  if not track_error or not record_trace:
     q_ref = None
   elif reference is None:
     hard = (not V.is_traced(alpha)) and alpha == 1.0
@@ -200,7 +202,8 @@ def mvi(mdp: MDP, *, alpha, tau, num_iters: int, noise: Noise | None = None, key
   else:
     q_ref = _check_sa("reference", getattr(reference, "q", reference), S, A, mdp.dtype)
   return _mvi(mdp, alpha, tau, clip_min, q0, q_ref, key, num_iters=num_iters, noise=noise, use_clip=use_clip,
-              record_eps=bool(record_eps), record_iterates=bool(record_iterates))
+              record_eps=bool(record_eps), record_iterates=bool(record_iterates),
+              record_trace=bool(record_trace))
 
 
 @functools.partial(jax.jit, static_argnames=("hard",))
@@ -209,8 +212,10 @@ def _entropy_optimum_q(mdp: MDP, tau_prime, *, hard: bool) -> Array:
   return solvers.optimum(mdp, None if hard else R.entropy(tau_prime)).q
 
 
-@functools.partial(jax.jit, static_argnames=("num_iters", "noise", "use_clip", "record_eps", "record_iterates"))
-def _mvi(mdp, alpha, tau, clip_min, q0, q_ref, key, *, num_iters, noise, use_clip, record_eps, record_iterates):
+@functools.partial(jax.jit, static_argnames=("num_iters", "noise", "use_clip", "record_eps", "record_iterates",
+                                             "record_trace"))
+def _mvi(mdp, alpha, tau, clip_min, q0, q_ref, key, *, num_iters, noise, use_clip, record_eps, record_iterates,
+         record_trace=True):
   dt = mdp.dtype
   alpha = jnp.asarray(alpha, dt)
   tau = jnp.asarray(tau, dt)
@@ -235,13 +240,15 @@ def _mvi(mdp, alpha, tau, clip_min, q0, q_ref, key, *, num_iters, noise, use_cli
       bonus = tlogp
       clip_fraction = jnp.zeros((), dt)
     eps = jnp.zeros((S, A), dt) if noise is None else jnp.asarray(noise(keys[k], k, mdp, v), dt)
-    q = mdp.r + alpha * bonus + mdp.gamma * ops.expect(mdp.P, v) + eps
+    q = mdp.r + alpha * bonus + mdp.gamma * ops.expect(mdp.P, ops.materialize(mdp.P, v)) + eps
     eps_sum = eps_sum + eps
     # Exact evaluation of π_k with τ' = (1 − α)τ: Ω(π) = τ' Σ π ln π = (1 − α) Σ π (τ ln π), from τ ln π directly.
     log_pi = tlogp / tau
     pi = jnp.exp(log_pi)
     omega = (1.0 - alpha) * jnp.sum(jnp.where(pi > 0, pi * tlogp, 0.0), axis=-1)
     top2 = lax.top_k(q, 2)[0] if A > 1 else jnp.concatenate([q, q], axis=-1)
+    if not record_trace:
+      return (q, tlogp, eps_sum), None
     out = dict(
         q_sup=jnp.max(jnp.abs(q)),
         eps_sup=jnp.max(jnp.abs(eps)),
@@ -263,7 +270,7 @@ def _mvi(mdp, alpha, tau, clip_min, q0, q_ref, key, *, num_iters, noise, use_cli
   (q, tlogp_last, _), out = lax.scan(step, (q0, tlogp0, jnp.zeros((S, A), dt)), jnp.arange(num_iters))
   _, tlogp_next = soft(q)
   return MVIResult(q=q, log_pi=tlogp_next / tau, q_prime=q - alpha * tlogp_last, q_ref=q_ref,
-                   trace=MVITrace(**{"err_sup": None, "err_l1": None, **out}))
+                   trace=MVITrace(**{"err_sup": None, "err_l1": None, **out}) if record_trace else None)
 
 
 # -- helpers -------------------------------------------------------------------------------------------

@@ -337,7 +337,7 @@ def _tsallis_kl_mdvi(mdp, lam, tau_prime, q0, pi0, q_ref, key, qm1, *, is_one, n
     ent = _entropy_log(log_pi, qm1, is_one)
     v = ops.policy_average(pi, q_prev) - jnp.where(lam > 0, lam * div, 0.0) + tau_prime * ent
     eps = jnp.zeros((S, A), dt) if noise is None else jnp.asarray(noise(keys[k], k, mdp, v), dt)
-    q = mdp.r + mdp.gamma * ops.expect(mdp.P, v) + eps
+    q = mdp.r + mdp.gamma * ops.expect(mdp.P, ops.materialize(mdp.P, v)) + eps
     eps_sum = eps_sum + eps
     gap = jnp.abs(q_ref - _evaluate_with_penalty(mdp, pi, -tau_prime * ent))
     out = dict(
@@ -502,7 +502,7 @@ def _mvi_q(mdp, alpha, tau, reference_tau, clip_min, q0, q_ref, key, qm1, *, is_
     ent = _entropy_log(x if is_one else _safe_log(pi), qm1, is_one)                   # Ω_q(π_k)
     v = tau_psi if is_one else ops.policy_average(pi, q_prev) + tau * ent             # τ lse(q/τ) at q = 1
     eps = jnp.zeros((S, A), dt) if noise is None else jnp.asarray(noise(keys[k], k, mdp, v), dt)
-    q_new = mdp.r + alpha * base + mdp.gamma * ops.expect(mdp.P, v) + eps
+    q_new = mdp.r + alpha * base + mdp.gamma * ops.expect(mdp.P, ops.materialize(mdp.P, v)) + eps
     eps_sum = eps_sum + eps
     gap = jnp.abs(q_ref - _evaluate_with_penalty(mdp, pi, -reference_tau * ent))
     out = dict(
