@@ -2,9 +2,9 @@
 
 import sys
 
-from benchmarks import lm_bridge, mdvi_sweep, nash_sweep
+from benchmarks import lm_bridge, mdvi_sweep, nash_sweep, vi_peers
 
-BENCHMARKS = {"mdvi_sweep": mdvi_sweep.main, "nash_sweep": nash_sweep.main, "lm_bridge": lm_bridge.main}
+BENCHMARKS = {"vi_peers": vi_peers.main, "mdvi_sweep": mdvi_sweep.main, "nash_sweep": nash_sweep.main, "lm_bridge": lm_bridge.main}
 
 if __name__ == "__main__":
   # python -m benchmarks [NAME [benchmark options]]; no name runs every benchmark with its defaults.

@@ -1,5 +1,6 @@
 """The performance paths keep the results: compiled-once solvers, zero-copy construction, lean M-VI."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -96,3 +97,52 @@ def test_mvi_without_error_tracking_gives_the_same_iterates():
   np.testing.assert_array_equal(full.trace.q_sup, lean.trace.q_sup)
   assert lean.trace.err_sup is None and lean.q_ref is None
   assert full.trace.err_sup.shape == (25,)
+
+
+def _sparse_and_dense(seed: int, S: int = 9, A: int = 3, B: int = 3):
+  rng = np.random.default_rng(seed)
+  ns = rng.integers(0, S, (S, A, B))
+  probs = rng.random((S, A, B))
+  probs /= probs.sum(-1, keepdims=True)
+  r = rng.random((S, A))
+  sparse = MDP.from_sparse(ns, probs, r, 0.9)
+  return sparse, sparse.dense()
+
+
+def test_lean_md_vi_and_m_vi_give_the_traced_iterates_on_sparse_and_dense_kernels():
+  from mdptheory.algorithms.mdmpi import md_mpi
+  sparse, dense = _sparse_and_dense(3)
+  for mdp in (sparse, dense):
+    full = md_mpi(mdp, lam=0.2, tau=0.05, num_iters=30)
+    lean = md_mpi(mdp, lam=0.2, tau=0.05, num_iters=30, record_trace=False)
+    assert lean.trace is None
+    np.testing.assert_array_equal(lean.q, full.q)
+    m_full = mvi(mdp, alpha=0.8, tau=0.3, num_iters=30)
+    m_lean = mvi(mdp, alpha=0.8, tau=0.3, num_iters=30, record_trace=False)
+    assert m_lean.trace is None
+    np.testing.assert_array_equal(m_lean.q, m_full.q)
+  # The sparse kernel's materialized gather gives the dense kernel's iterates (to summation order).
+  np.testing.assert_allclose(md_mpi(sparse, lam=0.2, tau=0.05, num_iters=30, record_trace=False).q,
+                             md_mpi(dense, lam=0.2, tau=0.05, num_iters=30, record_trace=False).q,
+                             rtol=0, atol=1e-12)
+
+
+def test_materialize_is_the_identity_in_value_and_derivative():
+  from mdptheory import operators as ops
+  sparse, dense = _sparse_and_dense(4)
+  v = jnp.linspace(-1.0, 2.0, 9)
+  np.testing.assert_array_equal(ops.materialize(sparse.P, v), v)
+  assert ops.materialize(dense.P, v) is v
+  f = lambda x: jnp.sum(jnp.sin(ops.expect(sparse.P, ops.materialize(sparse.P, x))))
+  g = lambda x: jnp.sum(jnp.sin(ops.expect(sparse.P, x)))
+  np.testing.assert_allclose(jax.grad(f)(v), jax.grad(g)(v), rtol=0, atol=1e-14)
+  batched = jax.vmap(lambda x: ops.materialize(sparse.P, x))(jnp.stack([v, 2 * v]))
+  np.testing.assert_array_equal(batched, jnp.stack([v, 2 * v]))
+
+
+def test_md_mpi_refuses_a_reference_without_the_trace():
+  from mdptheory.algorithms.mdmpi import md_mpi
+  from mdptheory.errors import ParameterError
+  mdp = random_mdp(5, num_states=4, num_actions=2)
+  with pytest.raises(ParameterError, match="record_trace=True"):
+    md_mpi(mdp, lam=0.1, tau=0.0, num_iters=3, reference=solvers.optimum(mdp), record_trace=False)
