@@ -6,6 +6,7 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 # pytest-xdist workers: XLA runs single-threaded in each process (mdptheory/_xla.py), so one per core.
 JOBS ?= 2
+PEERS := mushroom-rl==1.10.2 rlberry-scool==0.7.3
 
 .PHONY: verify verify-full test test-all bench figures venv clean
 
@@ -21,7 +22,7 @@ test: $(STAMP)  ## the test suite (quick configurations; what CI runs)
 test-all: $(STAMP)  ## the test suite including the slow, paper-scale studies
 	$(BIN)/python -m pytest -n $(JOBS) --dist load -m "slow or not slow" $(PYTEST_ARGS)
 
-bench: $(STAMP)  ## speed against baselines measured in the same run (see benchmarks/README.md)
+bench: $(STAMP)  ## speed against peers and baselines measured in the same run (see benchmarks/README.md)
 	$(BIN)/python -m benchmarks
 
 figures: verify
@@ -31,7 +32,10 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[test,ray]"
+	$(BIN)/python -m pip install -q -e ".[test,ray,bench]"
+	# The peer libraries of benchmarks/vi_peers.py. Their own pins (numpy < 2, gymnasium 0.29, torch) conflict
+	# with this project's, and only their numpy dynamic-programming code is used, so they come without deps.
+	$(BIN)/python -m pip install -q --no-deps $(PEERS)
 	touch $(STAMP)
 
 clean:

@@ -40,6 +40,7 @@ import os
 import platform
 import resource
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Callable
 
@@ -61,6 +62,8 @@ GAMMA = 0.99
 TAU, LAM, ALPHA, MVI_TAU = 0.1, 0.1, 0.9, 0.1  # soft VI τ; MD-VI (λ, τ = 0.01); M-VI (α, τ)
 MDVI_TAU = 0.01
 OURS = ("vi", "soft_vi", "md_vi", "m_vi")
+REFUSED_S = 20000  # a dense kernel of this size (32 GB in float64) is over the default memory budget
+QUICK_S, QUICK_B, QUICK_K = 12, 10, 7  # --quick: the sizes of the correctness check, so compiles are shared
 PEERS = ("pymdptoolbox", "mushroom-rl", "rlberry", "numpy")
 
 
@@ -200,7 +203,9 @@ def pymdptoolbox_object(pb: Problem, *, construct: bool):
     P = [sp.csr_matrix((pb.probs[:, a].ravel(), (rows, pb.ns[:, a].ravel())), shape=(pb.S, pb.S))
          for a in range(A)]
   if construct:
-    vi = mdptoolbox.mdp.ValueIteration(P, pb.r, GAMMA, epsilon=1e-12)
+    with warnings.catch_warnings():  # its checks use a numpy idiom that warns on scipy sparse matrices
+      warnings.simplefilter("ignore")
+      vi = mdptoolbox.mdp.ValueIteration(P, pb.r, GAMMA, epsilon=1e-12)
   else:
     vi = object.__new__(mdptoolbox.mdp.ValueIteration)
     vi.S, vi.A, vi.discount, vi.verbose = pb.S, A, GAMMA, False
@@ -319,12 +324,12 @@ def check_kernels(S: int = 24, B: int | None = None, *, dtypes=("float64", "floa
 
 # -- sections -----------------------------------------------------------------------------------------------
 
-def section_iter(sizes, dtypes, repeats, bw, out):
+def section_iter(sizes, dtypes, repeats, bw, out, *, fixed_K: int | None = None):
   print("\n## Per iteration (median ms; ratio = peer / our hard VI; roof = kernel bytes read / time / bandwidth)")
   print("| S | B | dtype | kernel | ms/iter | ratio | roof |")
   print("|---|---|---|---|---|---|---|")
   for S in sizes:
-    for B in (S, 10):
+    for B in (S, QUICK_B):
       pb = None
       for dt in dtypes:
         itemsize = np.dtype(dt).itemsize
@@ -340,8 +345,7 @@ def section_iter(sizes, dtypes, repeats, bw, out):
         if pb is None:
           pb = garnet(S, B)
         mdp = build_mdp(pb, dt)
-        probe = timed(our_runner("vi", mdp, 3), 1) / 3
-        K = choose_iterations(probe)
+        K = fixed_K or choose_iterations(timed(our_runner("vi", mdp, 3), 1) / 3)
         base = None
         for name in OURS:
           t = timed(our_runner(name, mdp, K), repeats) / K
@@ -497,7 +501,7 @@ def section_large(sizes, repeats, bw, out, *, B=10, dtypes=("float64", "float32"
     del pb
     gc.collect()
   # The dense request that cannot fit is refused before anything is allocated.
-  S = max(sizes)
+  S = REFUSED_S
   kernel = SparseKernel(jnp.zeros((S, A, 1), jnp.int32), jnp.ones((S, A, 1)))
   try:
     kernel.to_dense()
@@ -505,7 +509,7 @@ def section_large(sizes, repeats, bw, out, *, B=10, dtypes=("float64", "float32"
     print(f"\nDense S = {S}: refused before allocation: {e}")
 
 
-def main(argv=None) -> None:
+def main(argv=None) -> list[dict]:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--sections", default="iter,e2e,batch,large")
   parser.add_argument("--sizes", default="100,1000,5000,20000")
@@ -518,7 +522,7 @@ def main(argv=None) -> None:
   sizes = [int(s) for s in args.sizes.split(",")]
   large = [int(s) for s in args.large.split(",")]
   if args.quick:
-    sizes, large, args.repeats = [50, 200], [20000], 2
+    sizes, large, args.repeats = [QUICK_S], [3000], 1
 
   print(f"# vi_peers: value iteration against pymdptoolbox, mushroom-rl, rlberry and numpy (A = {A}, "
         f"gamma = {GAMMA})")
@@ -526,27 +530,29 @@ def main(argv=None) -> None:
         f"{jax.default_backend()}, XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}; "
         f"{time.strftime('%Y-%m-%d')}")
   print("peers: " + ", ".join(f"{p} {'yes' if available(p) else 'missing'}" for p in PEERS))
-  rows = check_kernels(peers=PEERS)
-  rows += check_kernels(B=4, peers=PEERS)
+  S_check = QUICK_S if args.quick else 24
+  rows = check_kernels(S_check, K=QUICK_K) + check_kernels(S_check, QUICK_B, K=QUICK_K)
   print(f"correctness: {len(rows)} kernel runs agree with the numpy reference "
         f"(max error {max(r[2] for r in rows if r[1] == 'float64'):.1e} in float64)")
-  bw = stream_bandwidth(256 * 1024**2 if args.quick else 2 * 1024**3)
+  bw = stream_bandwidth(64 * 1024**2 if args.quick else 2 * 1024**3)
   print(f"streaming bandwidth (numpy copy, read + write): {bw / 1e9:.1f} GB/s")
   out: list[dict] = []
   if "iter" in sections:
-    section_iter(sizes, ("float64", "float32"), args.repeats, bw, out)
+    section_iter(sizes, ("float64", "float32"), args.repeats, bw, out, fixed_K=QUICK_K if args.quick else None)
   if "e2e" in sections:
     if args.quick:
-      section_e2e(args.repeats, out, S=300, dense_iters=20, sparse_iters=50)
+      section_e2e(args.repeats, out, S=QUICK_S, dense_iters=QUICK_K, sparse_iters=QUICK_K, dtypes=("float64",))
     else:
       section_e2e(args.repeats, out)
   if "batch" in sections:
     if args.quick:
-      section_batch(args.repeats, out, cases=((200, 200, (8, 16)), (200, 10, (8,))), K=10, loop_configs=2)
+      section_batch(args.repeats, out, cases=((QUICK_S, QUICK_S, (4,)), (QUICK_S, QUICK_B, (4,))), K=QUICK_K,
+                    loop_configs=2, dtypes=("float64",))
     else:
       section_batch(args.repeats, out)
   if "large" in sections:
-    section_large(large, args.repeats, bw, out)
+    section_large(large, args.repeats, bw, out, dtypes=("float64",) if args.quick else ("float64", "float32"))
+  return out
 
 
 if __name__ == "__main__":
