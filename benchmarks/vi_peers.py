@@ -433,7 +433,7 @@ def _configs(C: int, seed: int = 0):
 
 
 def section_batch(repeats, out, *, cases=((5000, 5000, (64,)), (1000, 1000, (64, 256, 1024)),
-                                         (5000, 10, (64, 256, 1024))), K=50, loop_configs=8,
+                                         (5000, 10, (64, 256, 1024))), K=20, loop_configs=4,
                   dtypes=("float64", "float32")):
   print(f"\n## Batched sweeps ({K} iterations per configuration; configurations / second; ratio to the loops)")
   print("| S | B | dtype | algorithm | C | one call (s) | configs/s | vs our loop | vs pymdptoolbox loop |")
