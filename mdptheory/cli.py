@@ -2,7 +2,7 @@
 
     mdptheory list
     mdptheory run STUDY [--quick] [--set k=v1,v2 ...] [--seeds N] [--backend local|ray] [--address A]
-                        [--workers N] [--out DIR] [--figures DIR] [--force]
+                        [--workers N] [--max-batch N] [--out DIR] [--figures DIR] [--force]
     mdptheory verify [--quick|--full] [--format table|json|markdown] [--study NAME ...]
     mdptheory plot STUDY [--quick] [--set ...] [--seeds N] [--out DIR] [--figures DIR]
 
@@ -10,13 +10,17 @@ Results go to ``results/<study>/<cell-hash>/`` and are reused on the next run;
 figures (PNG, PDF and the CSV behind them) and ``REPORT.md`` go to ``figures/`` for the default
 (paper-scale) configurations and to ``figures/quick/`` for ``--quick`` ones, so a quick run never
 overwrites the paper-scale figures.
-Computations run in float64 unless ``--no-x64`` is given.
+Computations run in float64 unless ``--no-x64`` is given. The same command gives bit-identical
+results on the CPU whatever ``--workers`` and however often it is interrupted and resumed (the
+batches depend only on the cells and ``--max-batch``); each cell's ``meta.json`` records the command.
+Nothing is written outside ``--out`` and ``--figures``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -85,8 +89,21 @@ def _sweep(name: str, args, *, quick: bool, log) -> tuple[object, object]:
   cells = expand(study, quick=quick, overrides=parse_set(getattr(args, "set", None) or []),
                  seeds=getattr(args, "seeds", None))
   summary = run_sweep(study, cells, out=args.out, backend=args.backend, workers=args.workers,
-                      address=args.address, force=getattr(args, "force", False), progress=not args.no_progress)
+                      address=args.address, force=getattr(args, "force", False), progress=not args.no_progress,
+                      max_batch=getattr(args, "max_batch", None), invocation=_invocation(args))
   return study, summary
+
+
+def _invocation(args) -> dict:
+  """What meta.json records about the request: the command line and the x64 mode."""
+  return {"command": "mdptheory " + shlex.join(getattr(args, "argv", None) or []), "x64": bool(args.x64)}
+
+
+def _check_folders(args) -> None:
+  """Refuses an unusable ``--out`` or ``--figures`` (empty, NUL byte, an existing file) before any work."""
+  from mdptheory.runner.paths import check_folder
+  check_folder(args.out, "--out")
+  check_folder(_figures_dir(args), "--figures")
 
 
 def _check_and_plot(study, df, figures: Path, log) -> list[dict]:
@@ -101,6 +118,7 @@ def _check_and_plot(study, df, figures: Path, log) -> list[dict]:
 
 
 def cmd_run(args) -> int:
+  _check_folders(args)
   _enable_x64(args.x64)
   study, summary = _sweep(args.study, args, quick=args.quick, log=print)
   rows = _check_and_plot(study, summary.frame, _figures_dir(args), print)
@@ -112,6 +130,7 @@ def cmd_run(args) -> int:
 def cmd_plot(args) -> int:
   from mdptheory.plotting import save_figure
   from mdptheory.runner import expand, load_results, parse_set, resolve_study
+  _check_folders(args)
   _enable_x64(args.x64)
   study = resolve_study(args.study)
   cells = expand(study, quick=args.quick, overrides=parse_set(args.set or []), seeds=args.seeds)
@@ -132,6 +151,7 @@ def _figures_dir(args) -> Path:
 
 
 def cmd_verify(args) -> int:
+  _check_folders(args)
   _enable_x64(args.x64)
   figures = _figures_dir(args)
   log = (lambda *a, **k: print(*a, file=sys.stderr, **k)) if args.format == "json" else print
@@ -179,6 +199,9 @@ def _add_exec_args(p) -> None:
   p.add_argument("--backend", choices=["local", "ray"], default="local")
   p.add_argument("--address", help="Ray cluster address (default: start an embedded local cluster)")
   p.add_argument("--workers", type=int, default=1, help="local worker processes (default: 1, in-process)")
+  p.add_argument("--max-batch", type=int, default=None, metavar="N",
+                 help="at most N cells per batched call (default: the study's); part of what makes a result "
+                      "bit-identical, so keep it when re-running")
   p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -220,11 +243,17 @@ def main(argv: list[str] | None = None) -> int:
   _add_sweep_args(p)
   p.set_defaults(func=cmd_plot)
 
+  argv = list(sys.argv[1:] if argv is None else argv)
   args = parser.parse_args(argv)
+  args.argv = argv
+  from mdptheory.runner.store import StoreError
   try:
     return args.func(args)
   except MDPTheoryError as e:
     print(f"mdptheory: error: {e}", file=sys.stderr)
+    return 2
+  except StoreError as e:  # a full disk, a locked results folder: the stored cells are intact
+    print(f"mdptheory: error: {e.strerror or e}", file=sys.stderr)
     return 2
   except KeyboardInterrupt:
     print("mdptheory: interrupted; completed cells are stored and a re-run resumes", file=sys.stderr)

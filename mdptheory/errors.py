@@ -21,12 +21,28 @@ class InvalidMDPError(MDPTheoryError):
   """
 
 
+class InvalidGameError(InvalidMDPError):
+  """A preference game is invalid: preferences outside [0, 1], P[i, j] + P[j, i] != 1, a diagonal
+  other than 1/2, or context weights / a reference policy off the simplex.
+
+  Subclasses :class:`InvalidMDPError`, so ``except InvalidMDPError`` still catches it.
+  """
+
+
 class ShapeError(MDPTheoryError):
   """An array has the wrong rank, shape or layout."""
 
 
 class ParameterError(MDPTheoryError, TypeError):
   """A hyperparameter is out of range or of the wrong type (gamma, tau, ...)."""
+
+
+class UnsafePathError(ParameterError):
+  """A study name, cell key or folder would read or write outside the chosen results folder.
+
+  Examples: a name with a path separator, ``..``, a NUL byte or a leading dot, an empty folder name, or a
+  study folder that is a symlink leading out of the results folder. Raised before anything is written.
+  """
 
 
 class SupportMismatchError(MDPTheoryError):
@@ -43,3 +59,12 @@ class MemoryBudgetError(MDPTheoryError, MemoryError):
 
 class DTypeError(MDPTheoryError, TypeError):
   """An array has a dtype that cannot hold probabilities or values."""
+
+
+class PrecisionWarning(UserWarning):
+  """The requested accuracy is beyond what the dtype can represent (e.g. float32 with gamma close to 1).
+
+  Emitted before the run by :func:`mdptheory.validate.warn_if_precision_insufficient`; the message names
+  the quantity and suggests float64. Turn it into an error with
+  ``warnings.simplefilter("error", PrecisionWarning)``.
+  """

@@ -799,13 +799,23 @@ def rate_plot(df: pd.DataFrame, *, x: str, y: str, hue: str | None = None,
 # ----------------------------------------------------------------------------- output
 
 
+_UMASK = os.umask(0o022)  # read the process umask once, so written files get the usual modes (not mkstemp's 0600)
+os.umask(_UMASK)
+
+
 def _atomic_write(path: Path, write: Callable[[Any], Any]) -> None:
-  """Writes ``path`` through ``write(binary file)`` into a temporary sibling, then renames it into place."""
+  """Writes ``path`` through ``write(binary file)`` into a temporary sibling, then renames it into place.
+
+  The temporary file is fsynced before ``os.replace`` and the folder after it, so ``path`` holds either
+  its previous contents or the new ones, never a part; an interrupted write leaves no temporary file.
+  A ``path`` that is a symlink is replaced by the new file, never written through.
+  """
   path = Path(path)
   path.parent.mkdir(parents=True, exist_ok=True)
   fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
   try:
     with os.fdopen(fd, "wb") as f:
+      os.fchmod(f.fileno(), 0o666 & ~_UMASK)
       write(f)
       f.flush()
       os.fsync(f.fileno())
@@ -814,6 +824,16 @@ def _atomic_write(path: Path, write: Callable[[Any], Any]) -> None:
     if os.path.exists(tmp):
       os.unlink(tmp)
     raise
+  try:
+    dfd = os.open(path.parent, os.O_RDONLY)
+  except OSError:
+    return
+  try:
+    os.fsync(dfd)
+  except OSError:  # some file systems cannot fsync a folder; the file itself is complete
+    pass
+  finally:
+    os.close(dfd)
 
 
 # No dates and no version-dependent producer strings: the same figure gives the same bytes.
@@ -863,12 +883,14 @@ def save_figure(fig: Figure, data: pd.DataFrame, stem: str | os.PathLike, *, dpi
     The three paths, PNG, PDF, CSV.
 
   Raises:
-    ParameterError: ``fig`` is not a Figure or ``data`` not a DataFrame.
+    ParameterError: ``fig`` is not a Figure, ``data`` not a DataFrame, or ``stem`` empty or with a NUL byte.
   """
   if not isinstance(fig, Figure):
     raise ParameterError(f"fig must be a matplotlib Figure, got {type(fig).__name__}")
   if not isinstance(data, pd.DataFrame):
     raise ParameterError(f"data must be a pandas DataFrame, got {type(data).__name__}")
+  if not isinstance(stem, (str, os.PathLike)) or not str(stem).strip() or "\0" in str(stem):
+    raise ParameterError(f"stem must be a non-empty path without NUL bytes, got {stem!r}")
   stem = Path(stem)
   paths = []
   for ext, meta in (("png", _PNG_METADATA), ("pdf", _PDF_METADATA)):

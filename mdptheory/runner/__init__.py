@@ -11,12 +11,13 @@ Typical use (what ``mdptheory run`` does)::
 
 Modules: :mod:`~mdptheory.runner.grid` (the study protocol, grids, cell
 hashes), :mod:`~mdptheory.runner.store` (the on-disk layout, atomic writes,
-the lock), :mod:`~mdptheory.runner.backends` (in-process, process pool, Ray)
-and :mod:`~mdptheory.runner.execute` (:func:`run_sweep`).
+the lock), :mod:`~mdptheory.runner.backends` (in-process, process pool, Ray),
+:mod:`~mdptheory.runner.execute` (:func:`run_sweep`, :func:`rerun_cell`) and
+:mod:`~mdptheory.runner.paths` (names and folders that stay inside the results folder).
 """
 
 from mdptheory.runner.backends import BACKENDS
-from mdptheory.runner.execute import SweepSummary, run_sweep
+from mdptheory.runner.execute import SweepSummary, rerun_cell, run_sweep
 from mdptheory.runner.grid import (cell_hash, cell_payload, config_dict, expand, field_types, parse_set,
                                    resolve_study, validate_study)
 from mdptheory.runner.store import (STATUSES, StoreError, StoredCell, StoreLockedError, StudyLock, load_results,
@@ -25,5 +26,5 @@ from mdptheory.runner.store import (STATUSES, StoreError, StoredCell, StoreLocke
 __all__ = [
     "BACKENDS", "STATUSES", "StoreError", "StoreLockedError", "StoredCell", "StudyLock", "SweepSummary",
     "cell_hash", "cell_payload", "config_dict", "expand", "field_types", "load_results", "parse_set",
-    "read_cell", "resolve_study", "run_sweep", "study_dir", "validate_study",
+    "read_cell", "rerun_cell", "resolve_study", "run_sweep", "study_dir", "validate_study",
 ]

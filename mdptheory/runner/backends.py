@@ -4,7 +4,10 @@ Every backend takes a list of :class:`Task` (cells that differ only in the
 study's BATCH fields) and yields ``(task, outcomes)`` as tasks finish, in any
 order. Workers only compute; the driver (``execute.run_sweep``) is the only
 process that writes to the store. A worker enables JAX's x64 mode iff the
-driver has it on, so every backend computes in the same dtype.
+driver has it on, and copies the driver's other numerics options
+(:data:`JAX_NUMERICS`) and ``XLA_FLAGS``, so every backend computes the same
+numbers. Tasks and outcomes travel between processes by the standard
+library's (or Ray's) pickling; nothing pickled is ever written to disk.
 """
 
 from __future__ import annotations
@@ -61,23 +64,43 @@ def x64_enabled() -> bool:
   return bool(jax.config.read("jax_enable_x64"))
 
 
+# JAX options that change what is computed: recorded in meta.json and copied from the driver to workers.
+JAX_NUMERICS = ("jax_enable_x64", "jax_default_matmul_precision", "jax_default_prng_impl",
+                "jax_threefry_partitionable", "jax_disable_jit")
+# Environment variables that change what JAX/XLA compute (recorded in meta.json when set).
+NUMERICS_ENV = ("XLA_FLAGS", "JAX_PLATFORMS", "JAX_ENABLE_X64", "JAX_DEFAULT_MATMUL_PRECISION", "JAX_DISABLE_JIT",
+                "JAX_DEFAULT_PRNG_IMPL", "JAX_THREEFRY_PARTITIONABLE")
+
+
 def environment() -> dict[str, Any]:
-  """The worker's dtype, device and package versions (recorded in each cell's meta.json)."""
+  """What a cell's numbers depend on besides its config (recorded in each cell's meta.json).
+
+  The dtype (JAX x64 mode), the JAX backend and device kind, the versions of mdptheory, jax, jaxlib,
+  numpy, pandas, pyarrow and Python, the OS/CPU platform, ``XLA_FLAGS`` and the other JAX variables of
+  :data:`NUMERICS_ENV`, the JAX config options that change numerics, the host and the pid.
+  """
+  import platform
+
   import jax
   import numpy
   import mdptheory
   try:
-    device = jax.devices()[0].platform
+    dev = jax.devices()[0]
+    device, device_kind = dev.platform, str(getattr(dev, "device_kind", ""))
   except Exception:  # no backend could be initialized
-    device = "unknown"
-  try:
-    import pyarrow
-    arrow = pyarrow.__version__
-  except ImportError:
-    arrow = None
-  return {"dtype": "float64" if x64_enabled() else "float32", "device": device,
-          "versions": {"mdptheory": mdptheory.__version__, "jax": jax.__version__, "numpy": numpy.__version__,
-                       "pandas": pd.__version__, "pyarrow": arrow, "python": sys.version.split()[0]},
+    device, device_kind = "unknown", ""
+  versions = {"mdptheory": mdptheory.__version__, "jax": jax.__version__, "numpy": numpy.__version__,
+              "pandas": pd.__version__, "python": sys.version.split()[0]}
+  for mod in ("jaxlib", "pyarrow", "scipy"):
+    try:
+      versions[mod] = importlib.import_module(mod).__version__
+    except (ImportError, AttributeError):
+      versions[mod] = None
+  jax_config = numerics_config()
+  return {"dtype": "float64" if x64_enabled() else "float32", "x64": x64_enabled(), "device": device,
+          "device_kind": device_kind, "versions": versions, "platform": platform.platform(),
+          "machine": platform.machine(), "xla_flags": os.environ.get("XLA_FLAGS", ""),
+          "env_vars": {k: os.environ[k] for k in NUMERICS_ENV if k in os.environ}, "jax_config": jax_config,
           "host": os.uname().nodename, "pid": os.getpid()}
 
 
@@ -212,13 +235,31 @@ def module_location(study: types.ModuleType) -> tuple[str, str | None]:
   return name, str(p)
 
 
-def setup_worker(x64: bool, module_root: str | None = None, env_vars: dict[str, str] | None = None) -> None:
-  """Prepares a worker process: environment, sys.path entry of the study, JAX x64 like the driver."""
+def numerics_config() -> dict[str, Any]:
+  """This process's values of the JAX options in :data:`JAX_NUMERICS` (handed to workers)."""
+  import jax
+  out = {}
+  for opt in JAX_NUMERICS:
+    try:
+      value = getattr(jax.config, opt)
+    except AttributeError:  # an option this jax version does not have
+      continue
+    out[opt] = value if isinstance(value, (bool, int, float, str, type(None))) else str(value)
+  return out
+
+
+def setup_worker(x64: bool, module_root: str | None = None, env_vars: dict[str, str] | None = None,
+                 jax_config: dict[str, Any] | None = None) -> None:
+  """Prepares a worker process: environment, sys.path entry of the study, JAX x64 and the other numerics
+  options of :data:`JAX_NUMERICS` like the driver, so every worker computes the same numbers."""
   for k, v in (env_vars or {}).items():
     os.environ.setdefault(k, v)
   if module_root and module_root not in sys.path:
     sys.path.append(module_root)
   import jax
+  for opt, value in (jax_config or {}).items():
+    if opt in JAX_NUMERICS and getattr(jax.config, opt, value) != value:
+      jax.config.update(opt, value)
   jax.config.update("jax_enable_x64", bool(x64))
 
 
@@ -232,9 +273,10 @@ def import_study(name: str, module_root: str | None) -> types.ModuleType:
     return importlib.import_module(name)
 
 
-def worker_run(name: str, module_root: str | None, task: Task, x64: bool) -> list[Outcome]:
+def worker_run(name: str, module_root: str | None, task: Task, x64: bool,
+               jax_config: dict[str, Any] | None = None) -> list[Outcome]:
   """The body of a worker task (process pool or Ray): import the study, compute the task's cells."""
-  setup_worker(x64, module_root)
+  setup_worker(x64, module_root, jax_config=jax_config)
   study = import_study(name, module_root)
   cfgs = [study.Config(**d) for d in task.configs]
   return compute_cells(study, cfgs, task.hashes, task.use_batch)
@@ -287,12 +329,12 @@ def run_pool(study: types.ModuleType, tasks: Sequence[Task], workers: int,
   kills its worker again fails only itself.
   """
   name, root = module_location(study)
-  x64, env_vars = x64_enabled(), _worker_env()
+  x64, env_vars, jax_config = x64_enabled(), _worker_env(), numerics_config()
   ctx = multiprocessing.get_context("spawn")
 
   def new_pool(n: int) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=setup_worker,
-                               initargs=(x64, root, env_vars))
+                               initargs=(x64, root, env_vars, jax_config))
 
   def died(i: int, error: BaseException, attempts: int) -> list[Outcome]:
     return failed_outcomes(tasks[i], f"the worker process died ({type(error).__name__}: {error}) on each of "
@@ -304,7 +346,7 @@ def run_pool(study: types.ModuleType, tasks: Sequence[Task], workers: int,
   pool = new_pool(min(workers, len(tasks)))
   kill = True
   try:
-    futures = {pool.submit(worker_run, name, root, tasks[i], x64): i for i in remaining}
+    futures = {pool.submit(worker_run, name, root, tasks[i], x64, jax_config): i for i in remaining}
     pending = set(futures)
     while pending and broken is None:
       done, pending = wait(pending, return_when=FIRST_COMPLETED)
@@ -336,7 +378,7 @@ def run_pool(study: types.ModuleType, tasks: Sequence[Task], workers: int,
       while queue and len(running) < workers:
         i = queue.pop(0)
         solo = new_pool(1)
-        running[solo.submit(worker_run, name, root, tasks[i], x64)] = (i, solo)
+        running[solo.submit(worker_run, name, root, tasks[i], x64, jax_config)] = (i, solo)
       done, _ = wait(list(running), return_when=FIRST_COMPLETED)
       for fut in done:
         i, solo = running.pop(fut)
@@ -375,7 +417,7 @@ def run_ray(study: types.ModuleType, tasks: Sequence[Task], workers: int, addres
     raise ParameterError("backend='ray' needs the ray package: pip install 'mdptheory[ray]' "
                          f"(or use one of the other backends: {[b for b in BACKENDS if b != 'ray']})") from None
   name, root = module_location(study)
-  x64 = x64_enabled()
+  x64, jax_config = x64_enabled(), numerics_config()
   started = False
   if not ray.is_initialized():
     kwargs = dict(include_dashboard=False, logging_level=logging.WARNING, configure_logging=True)
@@ -393,7 +435,7 @@ def run_ray(study: types.ModuleType, tasks: Sequence[Task], workers: int, addres
   refs: dict[Any, int] = {}
   try:
     remote = ray.remote(num_cpus=1, max_retries=max_retries)(worker_run)
-    refs = {remote.remote(name, root, task, x64): i for i, task in enumerate(tasks)}
+    refs = {remote.remote(name, root, task, x64, jax_config): i for i, task in enumerate(tasks)}
     while refs:
       ready, _ = ray.wait(list(refs), num_returns=1)
       for ref in ready:

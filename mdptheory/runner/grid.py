@@ -9,7 +9,8 @@ changed.
 
 The protocol:
 
-* ``NAME: str`` and ``VERSION: str`` (bump VERSION when the results change);
+* ``NAME: str`` (one folder name: letters, digits, ``_``, ``-``) and ``VERSION: str`` (bump VERSION
+  when the results change);
 * ``Config``: a frozen dataclass whose fields are scalars (int, float, str,
   bool) with defaults, one of them ``seed: int``; ``Config.quick()`` returns
   the base Config of quick mode;
@@ -41,6 +42,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mdptheory.errors import ParameterError
+from mdptheory.runner import paths
 
 ScalarType = type[int] | type[float] | type[str] | type[bool]
 _SCALAR_TYPES = (bool, int, float, str)
@@ -82,10 +84,9 @@ def validate_study(study: types.ModuleType) -> None:
   if missing:
     raise ParameterError(f"study module {where} lacks {missing}; a study defines {list(_REQUIRED)} "
                          f"(and optionally run_batch, MONITOR)")
-  for attr in ("NAME", "VERSION"):
-    value = getattr(study, attr)
-    if not isinstance(value, str) or not value:
-      raise ParameterError(f"{where}.{attr} must be a non-empty str, got {value!r}")
+  paths.check_name(study.NAME, f"{where}.NAME")  # it names the study's results folder and figure files
+  if not isinstance(study.VERSION, str) or not study.VERSION:
+    raise ParameterError(f"{where}.VERSION must be a non-empty str, got {study.VERSION!r}")
   cfg = study.Config
   if not (isinstance(cfg, type) and dataclasses.is_dataclass(cfg) and cfg.__dataclass_params__.frozen):
     raise ParameterError(f"{where}.Config must be a frozen dataclass, got {cfg!r}")

@@ -18,6 +18,10 @@ assembled in a hidden temp folder in the study folder, which is then renamed
 to ``<cell-hash>`` (an existing folder is first renamed aside), and the study
 folder is fsynced. A cell folder is therefore either absent or complete.
 Only one process at a time writes a study folder (:class:`StudyLock`).
+
+Paths: the study folder is ``<out>/<NAME>`` with NAME a single safe name, cell folders are named by
+their hash only, and a study folder, cell folder or lock file that is a symlink leading out of the
+results folder is refused (:class:`~mdptheory.errors.UnsafePathError`), never followed (runner.paths).
 """
 
 from __future__ import annotations
@@ -41,7 +45,8 @@ from typing import Any, NamedTuple
 
 import pandas as pd
 
-from mdptheory.runner import grid
+from mdptheory.errors import UnsafePathError
+from mdptheory.runner import grid, paths
 
 STATUSES = ("complete", "failed", "diverged")
 FILES = ("config.json", "result.parquet", "meta.json")
@@ -72,13 +77,33 @@ class StoredCell(NamedTuple):
 
 
 def study_dir(out: str | os.PathLike, study: types.ModuleType) -> Path:
-  """``<out>/<study.NAME>``."""
-  return Path(out) / study.NAME
+  """``<out>/<study.NAME>``, checked: nothing written there can land outside ``out``.
+
+  Raises:
+    UnsafePathError: ``out`` is empty, holds a NUL byte or is an existing file; NAME is not a single
+      safe name (see runner.paths.check_name); or ``<out>/<NAME>`` is a symlink leading out of ``out``.
+  """
+  out = paths.check_folder(out, "out")
+  root = out / paths.check_name(study.NAME, "study NAME")
+  return paths.inside(out, root, "the study folder")
+
+
+def check_cell_key(h: Any) -> str:
+  """Returns ``h`` if it is a cell key (16 lowercase hex digits), else raises UnsafePathError."""
+  if not isinstance(h, str) or not _CELL_RE.match(h):
+    raise UnsafePathError(f"cell key {h!r} is not 16 lowercase hex digits (as made by runner.cell_hash); "
+                          f"a cell key names one folder of the study folder")
+  return h
+
+
+def cell_dir(root: Path, h: str) -> Path:
+  """``root/<h>`` for a valid cell key, refused if it is a symlink leading out of ``root``."""
+  return paths.inside(root, root / check_cell_key(h), "cell folder")
 
 
 def is_cell_dir(path: Path) -> bool:
-  """Whether ``path`` is a visible cell folder (named by a 16-hex-digit hash)."""
-  return bool(_CELL_RE.match(path.name)) and path.is_dir()
+  """Whether ``path`` is a visible cell folder (named by a 16-hex-digit hash; symlinks are not)."""
+  return bool(_CELL_RE.match(path.name)) and path.is_dir() and not path.is_symlink()
 
 
 def _write_file(path: Path, data: bytes) -> None:
@@ -119,8 +144,20 @@ def parquet_to_frame(data: bytes) -> pd.DataFrame:
   return pd.read_parquet(io.BytesIO(data))
 
 
+def _json_text(obj: Any, indent: str = "") -> str:
+  """JSON with sorted keys, two-space indents, and each list of scalars on one line."""
+  inner = indent + "  "
+  if isinstance(obj, Mapping) and obj:
+    items = [f"{inner}{json.dumps(str(k))}: {_json_text(v, inner)}"
+             for k, v in sorted(obj.items(), key=lambda kv: str(kv[0]))]
+    return "{\n" + ",\n".join(items) + "\n" + indent + "}"
+  if isinstance(obj, (list, tuple)) and obj and any(isinstance(v, (Mapping, list, tuple)) for v in obj):
+    return "[\n" + ",\n".join(inner + _json_text(v, inner) for v in obj) + "\n" + indent + "]"
+  return json.dumps(obj, default=str)
+
+
 def _json_bytes(obj: Any) -> bytes:
-  return (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode()
+  return (_json_text(obj) + "\n").encode()
 
 
 def write_cell(root: Path, payload: Mapping[str, Any], frame_bytes: bytes, meta: Mapping[str, Any]) -> Path:
@@ -140,7 +177,7 @@ def write_cell(root: Path, payload: Mapping[str, Any], frame_bytes: bytes, meta:
       other cells are untouched (a replaced cell is restored where possible).
   """
   h = grid.payload_hash(payload)
-  final = root / h
+  final = cell_dir(root, h)
   tmp = old = None
   try:
     tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{h}-", dir=root))
@@ -167,8 +204,17 @@ def write_cell(root: Path, payload: Mapping[str, Any], frame_bytes: bytes, meta:
                                 f"(e.g. free disk space) and re-run the same command to resume") from e
     raise
   if old is not None:
-    shutil.rmtree(old, ignore_errors=True)
+    _remove(old)
   return final
+
+
+def _remove(path: Path) -> None:
+  """Removes a folder, or only the link if it is a symlink (never what it points to)."""
+  if path.is_symlink():
+    with contextlib.suppress(OSError):
+      path.unlink()
+  else:
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def read_cell(root: Path, h: str, expected: Mapping[str, Any] | None = None) -> StoredCell | None:
@@ -176,8 +222,11 @@ def read_cell(root: Path, h: str, expected: Mapping[str, Any] | None = None) -> 
 
   Stale means: config.json does not hash to the folder's name, or differs
   from ``expected`` (the payload the caller wants), or the status is unknown.
+
+  Raises:
+    UnsafePathError: ``h`` is not a cell key, or ``root/h`` is a symlink leading out of ``root``.
   """
-  folder = root / h
+  folder = cell_dir(root, h)
   if not folder.is_dir():
     return None
   try:
@@ -208,6 +257,11 @@ def clean_temp(root: Path) -> list[Path]:
     return removed
   for p in sorted(root.iterdir()):
     name = p.name
+    if name.startswith((TMP_PREFIX, OLD_PREFIX)) and p.is_symlink():  # never ours: drop the link only
+      with contextlib.suppress(OSError):
+        p.unlink()
+        removed.append(p)
+      continue
     if name.startswith(OLD_PREFIX) and p.is_dir():
       h = name[len(OLD_PREFIX):].split("-")[0]
       if _CELL_RE.match(h) and not (root / h).exists():
@@ -278,6 +332,9 @@ def load_results(study: str | types.ModuleType, cells: Sequence[Any], out: str |
 
   Returns:
     The concatenated frame (empty if no cell is stored).
+
+  Raises:
+    UnsafePathError: ``out`` is unusable, or the study folder or a cell folder is a symlink leading out.
   """
   study = grid.resolve_study(study)
   root = study_dir(out, study)
@@ -314,7 +371,13 @@ class StudyLock:
   def acquire(self) -> "StudyLock":
     """Takes the lock or raises StoreLockedError naming the folder and the holder's pid."""
     self.root.mkdir(parents=True, exist_ok=True)
-    fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:  # O_NOFOLLOW: a lock file that is a symlink would make the truncate below write elsewhere
+      fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    except OSError as e:
+      if e.errno != errno_.ELOOP:
+        raise
+      raise UnsafePathError(f"lock file {self.path} is a symlink; refusing to follow it. Remove it (the runner "
+                            f"creates a plain file) and re-run") from None
     try:
       fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as e:
