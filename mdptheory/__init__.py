@@ -24,8 +24,8 @@ PRNG                                    ``key`` (JAX), ``rng`` (numpy)
 """
 
 from mdptheory import errors, operators, qexp, regularizers, solvers, validate
-from mdptheory.errors import (DTypeError, InvalidMDPError, MemoryBudgetError, NonFiniteError,
-                              ParameterError, ShapeError, SupportMismatchError)
+from mdptheory.errors import (DTypeError, InvalidGameError, InvalidMDPError, MemoryBudgetError, NonFiniteError,
+                              ParameterError, PrecisionWarning, ShapeError, SupportMismatchError)
 from mdptheory.operators import (Values, bellman_evaluation_q, bellman_evaluation_v,
                                  bellman_optimality_q, bellman_optimality_v, evaluate, expect, greedy,
                                  policy_kernel, q_from_v, span, sup_norm)
@@ -37,8 +37,8 @@ from mdptheory.types import MDP, FiniteHorizonMDP, SparseKernel
 __version__ = "0.1.0"
 
 __all__ = [
-    "DTypeError", "FiniteHorizonMDP", "FiniteHorizonResult", "InvalidMDPError", "MDP", "MemoryBudgetError",
-    "NonFiniteError", "Optimum", "PIResult", "ParameterError", "Regularizer", "ShapeError", "SparseKernel",
+    "DTypeError", "FiniteHorizonMDP", "FiniteHorizonResult", "InvalidGameError", "InvalidMDPError", "MDP", "MemoryBudgetError",
+    "NonFiniteError", "Optimum", "PIResult", "ParameterError", "PrecisionWarning", "Regularizer", "ShapeError", "SparseKernel",
     "SupportMismatchError", "VIResult", "Values", "backward_induction", "bellman_evaluation_q",
     "bellman_evaluation_v", "bellman_optimality_q", "bellman_optimality_v", "entropy", "errors", "evaluate",
     "evaluate_finite", "expect", "greedy", "kl", "kl_entropy", "lp_optimum", "none", "operators", "optimum",

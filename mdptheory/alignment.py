@@ -67,7 +67,7 @@ import numpy as np
 from scipy import optimize, special
 
 from mdptheory import validate as V
-from mdptheory.errors import ParameterError, ShapeError
+from mdptheory.errors import NonFiniteError, ParameterError, ShapeError
 from mdptheory.metrics import kl_log
 
 Array = jax.Array
@@ -108,7 +108,7 @@ def _check_bandit(pi_ref: Any, reward: Any, *, reward_name: str = "reward",
   p = V.as_real_array(pi_name, pi_ref)
   if p.ndim != 1 or p.size == 0:
     raise ShapeError(f"{pi_name} must be a non-empty vector [M] (one probability per response), got shape {p.shape}")
-  p = V.check_distribution(pi_name, p, p.size)
+  p = V.check_distribution(pi_name, pi_ref, p.size)  # the raw input: float32 sums get float32's tolerance
   r = V.as_real_array(reward_name, reward)
   if r.shape != p.shape:
     raise ShapeError(f"{reward_name} has shape {r.shape} but {pi_name} has shape {p.shape}; "
@@ -116,6 +116,7 @@ def _check_bandit(pi_ref: Any, reward: Any, *, reward_name: str = "reward",
   V.check_finite(reward_name, r)
   if as_numpy:
     return p, r
+  V.check_in_range(reward_name, r, dt)
   return jnp.asarray(p, dt), jnp.asarray(r, dt)
 
 
@@ -132,6 +133,18 @@ def _check_num_samples(num_samples: Any) -> Any:
     raise ParameterError(f"num_samples N={n} must be a finite number >= 1 (best-of-N draws N samples from pi_ref); "
                          f"N = 1 is pi_ref itself")
   return n
+
+
+def _check_log_z_range(r: Any, scale: Any, what: str) -> None:
+  """Refuses a tilt whose log Z ~ scale · max|r| overflows the dtype (r = 1e300 with β = 1e-45: log Z = 1e345)."""
+  if scale is None or V.is_traced(r):
+    return
+  r_max = float(np.max(np.abs(np.asarray(r)))) if np.size(r) else 0.0
+  limit = float(np.finfo(np.dtype(r.dtype)).max) / 16
+  if scale * r_max > limit:
+    raise NonFiniteError(
+        f"{what} * max|reward| = {scale:.3g} * {r_max:.3g} = {scale * r_max:.3g} overflows {np.dtype(r.dtype)}: "
+        f"log Z would be infinite; rescale the reward (the tilt depends on reward/beta only) or use float64")
 
 
 def _safe_log(p: Array) -> Array:
@@ -159,13 +172,21 @@ class Tilted(NamedTuple):
     return (np.exp if isinstance(self.log_pi, np.ndarray) else jnp.exp)(self.log_pi)
 
 
-def _tilted(log_pi_ref: Array, scaled_reward: Array, reward: Array, beta: Array) -> Tilted:
-  """π ∝ exp(log π_ref + r_scaled) with r_scaled = r/β (or λ r); value = β log Z."""
-  logits = log_pi_ref + scaled_reward           # −inf off the support stays −inf
-  log_z = jax.nn.logsumexp(logits)
-  log_pi = logits - log_z
+def _tilted(log_pi_ref: Array, reward: Array, inv_temp: Array, beta: Array) -> Tilted:
+  """π ∝ π_ref exp(inv_temp · r) (inv_temp = 1/β or λ); value = β log Z.
+
+  The reward is shifted by its max m over supp π_ref before it is scaled: r/β of the raw reward rounds
+  with an absolute error eps·|r|/β (1e3 in float32 for r = 1e6, β = 1e-4), which would corrupt the
+  normalization; log Z = lse + inv_temp · m and value = m + β lse are assembled afterwards.
+  """
+  on = jnp.isfinite(log_pi_ref)
+  m = jnp.max(jnp.where(on, reward, -jnp.inf))
+  m = jax.lax.stop_gradient(jnp.where(jnp.isfinite(m), m, 0.0))
+  logits = jnp.where(on, log_pi_ref + (reward - m) * inv_temp, -jnp.inf)  # −inf off the support
+  lse = jax.nn.logsumexp(logits)
+  log_pi = logits - lse
   pi = jnp.exp(log_pi)
-  return Tilted(log_pi=log_pi, log_z=log_z, value=beta * log_z, kl=kl_log(log_pi, log_pi_ref),
+  return Tilted(log_pi=log_pi, log_z=lse + inv_temp * m, value=m + beta * lse, kl=kl_log(log_pi, log_pi_ref),
                 expected_reward=jnp.sum(jnp.where(pi > 0, pi * reward, 0.0)))
 
 
@@ -190,12 +211,14 @@ def posterior(pi_ref: Any, reward: Any, *, beta: Any) -> Tilted:
   """
   beta = _check_beta(beta)
   p, r = _check_bandit(pi_ref, reward)
+  V.check_positive_in_dtype("beta", beta, r.dtype, hint=" (in posterior)")
+  _check_log_z_range(r, 1.0 / beta if not V.is_traced(beta) else None, "1/beta")
   return _posterior_core(p, r, jnp.asarray(beta, r.dtype))
 
 
 @jax.jit
 def _posterior_core(p: Array, r: Array, beta: Array) -> Tilted:
-  return _tilted(_safe_log(p), r / beta, r, beta)
+  return _tilted(_safe_log(p), r, 1.0 / beta, beta)
 
 
 def tilt(pi_ref: Any, reward: Any, *, lam: Any) -> Tilted:
@@ -211,12 +234,13 @@ def tilt(pi_ref: Any, reward: Any, *, lam: Any) -> Tilted:
   """
   lam = V.check_positive("lam", lam, allow_zero=True, hint="; lam is the tilt's inverse temperature 1/beta")
   p, r = _check_bandit(pi_ref, reward)
+  _check_log_z_range(r, lam if not V.is_traced(lam) else None, "lam")
   return _tilt_core(p, r, jnp.asarray(lam, r.dtype))
 
 
 @jax.jit
 def _tilt_core(p: Array, r: Array, lam: Array) -> Tilted:
-  out = _tilted(_safe_log(p), lam * r, r, jnp.asarray(1.0, r.dtype))
+  out = _tilted(_safe_log(p), r, lam, jnp.asarray(1.0, r.dtype))
   value = jnp.where(lam > 0, out.log_z / jnp.where(lam > 0, lam, 1.0), out.expected_reward)
   return out._replace(value=value)
 
@@ -225,9 +249,12 @@ def regularized_objective(pi: Any, pi_ref: Any, reward: Any, *, beta: Any) -> Ar
   """J(π) = E_π r − β KL(π ‖ π_ref), for one policy [M] or a batch [..., M]; −inf if supp π ⊄ supp π_ref."""
   beta = _check_beta(beta)
   p, r = _check_bandit(pi_ref, reward)
+  if not V.is_traced(pi):
+    arr = V.as_real_array("pi", pi, keep_float32=True)
+    if arr.shape[-1:] != p.shape:
+      raise ShapeError(f"pi has shape {arr.shape}; its last axis must have M = {p.shape[0]} responses")
+    V.check_simplex("pi", arr, index_names=())
   pi = jnp.asarray(pi, r.dtype)
-  if not V.is_traced(pi) and pi.shape[-1:] != p.shape:
-    raise ShapeError(f"pi has shape {pi.shape}; its last axis must have M = {p.shape[0]} responses")
   return _objective_core(pi, p, r, jnp.asarray(beta, r.dtype))
 
 
@@ -470,7 +497,7 @@ def _bon_from_groups(groups: RewardGroups, p: Array, log_n: Array) -> BoNLaw:
   q = jnp.exp(log_q)
   idx = jnp.maximum(groups.index, 0)
   log_pi = jnp.where(groups.index >= 0, log_q[idx] + log_p - log_pg[idx], -jnp.inf)
-  kl = jnp.sum(jnp.where(q > 0, q * (log_q - log_pg), 0.0))          # π_N / π_ref is constant on each group
+  kl = jnp.maximum(jnp.sum(jnp.where(q > 0, q * (log_q - log_pg), 0.0)), 0.0)  # π_N/π_ref constant per group; >= 0
   win = jnp.sum(q * (jnp.exp(log_cdf) - 0.5 * jnp.exp(log_pg)))       # Σ_G q_G (F⁻_G + p_G / 2)
   return BoNLaw(log_pi=log_pi, kl=kl, win_rate=win, expected_reward=jnp.sum(q * reward_g))
 
@@ -501,7 +528,8 @@ def bon_law(pi_ref: Any, reward: Any, *, num_samples: Any) -> BoNLaw:
   """
   n = _check_num_samples(num_samples)
   p, r = _check_bandit(pi_ref, reward)
-  log_n = jnp.log(jnp.asarray(n, r.dtype))
+  # log N in float64 before the cast: N = 1e300 is inf in float32, but log N = 690.8 is not.
+  log_n = jnp.log(jnp.asarray(n, r.dtype)) if V.is_traced(n) else jnp.asarray(math.log(n), r.dtype)
   groups = reward_groups(p, r)
   return (_bon_from_groups if V.is_traced(log_n) else _bon_one)(groups, p, log_n)
 
@@ -532,7 +560,7 @@ def bon_laws(pi_ref: Any, reward: Any, num_samples: Any) -> BoNLaw:
   size = _bucket(M)
   groups = _pad_groups(groups, size)._replace(index=np.concatenate([groups.index, np.full(size - M, -1)]))
   dt = _float_dtype(pi_ref, reward)
-  law = _bon_many(groups, jnp.asarray(np.concatenate([p, np.zeros(size - M)]), dt), jnp.log(jnp.asarray(ns, dt)))
+  law = _bon_many(groups, jnp.asarray(np.concatenate([p, np.zeros(size - M)]), dt), jnp.asarray(np.log(ns), dt))
   law = jax.tree_util.tree_map(lambda x: np.asarray(x, np.float64), law)
   return law._replace(log_pi=law.log_pi[:, :M])
 
@@ -816,7 +844,7 @@ def _curves(groups: RewardGroups, p: Array, rp: Array, rg: Array, log_ns: Array,
     return jnp.sqrt(jnp.maximum(law.kl, 0.0)), jnp.sum(law.pi * rg) - base_gold, law.expected_reward - base_proxy
 
   def rl(lam):
-    t = _tilted(log_p, lam * rp, rp, jnp.asarray(1.0, rp.dtype))
+    t = _tilted(log_p, rp, lam, jnp.asarray(1.0, rp.dtype))
     return jnp.sqrt(jnp.maximum(t.kl, 0.0)), jnp.sum(t.pi * rg) - base_gold, t.expected_reward - base_proxy
 
   bd, bg, bp = jax.vmap(bon)(log_ns)

@@ -22,35 +22,79 @@ Constants: r_max bounds |r|; v^τ_max = (r_max + τ ln|A|)/(1 − γ) [P] (§1.1
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
+import numpy as np
+
+from mdptheory import validate as V
+from mdptheory.errors import ParameterError
 
 Array = jax.Array
 
 __all__ = [
-    "avi_asymptotic", "avi_bound", "discounted_cumsum", "entropy_bias", "entropy_q_bias",
+    "avi_asymptotic", "avi_bound", "check_r_max", "discounted_cumsum", "entropy_bias", "entropy_q_bias",
     "munchausen_alpha1_linf", "r_max_of", "theorem1_componentwise", "theorem1_g1", "theorem1_linf", "theorem2_g2", "theorem2_g2_sum",
     "theorem2_linf", "v_max",
 ]
 
 
-def v_max(*, r_max, gamma, tau=0.0, num_actions=1) -> Array:
+def v_max(*, r_max, gamma, tau=0.0, num_actions=1, mdp=None) -> Array:
   """v^τ_max = (r_max + τ ln|A|) / (1 − γ); v_max = v^0_max (THEORY.md §1.1) [P].
 
   Also the λ-version v^λ_max of Theorem 1 (pass ``tau=lam``).
 
   Args:
     r_max: bound on |r|.
+    mdp: optional; if given, r_max is checked against max |r| of ``mdp.r`` (:func:`check_r_max`).
     gamma: discount.
     tau: entropy (or KL) weight.
     num_actions: |A|.
   """
+  check_r_max(r_max, mdp)
   return (r_max + tau * jnp.log(num_actions)) / (1.0 - gamma)
 
 
 def r_max_of(mdp) -> Array:
   """The smallest valid r_max of an MDP, max_{s,a} |r(s, a)|."""
   return jnp.max(jnp.abs(mdp.r))
+
+
+def check_r_max(r_max: Any, mdp: Any = None) -> None:
+  """Refuses an r_max that is not a bound on |r|: negative, or (with ``mdp``) below max |r| of that MDP.
+
+  Every bound of this module that takes ``r_max`` calls it (``mdp=`` is optional there); a traced
+  ``r_max`` or reward is not checked. NaN entries (e.g. a missing cell of a results frame) pass.
+
+  Args:
+    r_max: a scalar or an array of them.
+    mdp: anything with a reward array ``.r`` (an MDP, a FiniteHorizonMDP), or None.
+
+  Raises:
+    ParameterError: naming r_max and, with ``mdp``, max |r| and the fix.
+  """
+  if V.is_traced(r_max):
+    return
+  try:
+    arr = np.asarray(r_max, np.float64)
+  except (TypeError, ValueError):
+    raise ParameterError(f"r_max={r_max!r} is not a number; pass a bound on |r|, e.g. r_max=bounds.r_max_of(mdp)")
+  if (arr < 0).any():
+    raise ParameterError(f"r_max={float(arr.min()):g} must be >= 0: it bounds |r(s, a)|; pass bounds.r_max_of(mdp)")
+  if mdp is None:
+    return
+  r = getattr(mdp, "r", mdp)
+  if V.is_traced(r) or np.size(r) == 0:
+    return
+  r = np.asarray(r, np.float64)
+  r_abs = float(np.max(np.abs(r)))
+  low = arr < r_abs * (1.0 - 4 * np.finfo(np.float64).eps)
+  if low.any():
+    idx = tuple(int(i) for i in np.unravel_index(int(np.argmax(np.abs(r))), r.shape))
+    raise ParameterError(
+        f"r_max={float(arr[low].min()):.6g} is smaller than max |r| = {r_abs:.6g} of the MDP (at index {idx}), "
+        f"so the bound would not hold; pass r_max >= {r_abs:.6g}, e.g. r_max=bounds.r_max_of(mdp)")
 
 
 def discounted_cumsum(x: Array, gamma) -> Array:
@@ -74,7 +118,7 @@ def discounted_cumsum(x: Array, gamma) -> Array:
 # -----------------------------------------------------------------------------
 
 
-def theorem1_g1(k, *, gamma, r_max, lam, num_actions) -> Array:
+def theorem1_g1(k, *, gamma, r_max, lam, num_actions, mdp=None) -> Array:
   """g^1(k) = 4 v^λ_max / ((1 − γ) k) = 4 (r_max + λ ln|A|) / ((1 − γ)² k) (THEORY.md §2.5).
 
   The initialization term of Theorem 1 of *Leverage the Average* (Vieillard et
@@ -83,10 +127,11 @@ def theorem1_g1(k, *, gamma, r_max, lam, num_actions) -> Array:
   γλ ln|A| variant is UNCONFIRMED and not implemented (this one is weaker,
   hence safe).
   """
+  check_r_max(r_max, mdp)
   return 4.0 * v_max(r_max=r_max, gamma=gamma, tau=lam, num_actions=num_actions) / ((1.0 - gamma) * k)
 
 
-def theorem1_linf(avg_eps_sup, k, *, gamma, r_max, lam, num_actions) -> Array:
+def theorem1_linf(avg_eps_sup, k, *, gamma, r_max, lam, num_actions, mdp=None) -> Array:
   r"""Theorem 1, ℓ∞ form: the bound on ‖q* − q_{π_k}‖_∞ for MD-VI(λ, 0) (THEORY.md §2.5).
 
       ‖q* − q_{π_k}‖_∞ ≤ 2/(1 − γ) ‖(1/k) Σ_{j=1}^k ε_j‖_∞ + 4/(1 − γ)² (r_max + λ ln|A|)/k
@@ -106,14 +151,16 @@ def theorem1_linf(avg_eps_sup, k, *, gamma, r_max, lam, num_actions) -> Array:
     k: iteration index k >= 1.
     gamma: discount.
     r_max: bound on |r|.
+    mdp: optional; if given, r_max is checked against max |r| of ``mdp.r`` (:func:`check_r_max`).
     lam: KL weight λ.
     num_actions: |A|.
   """
+  check_r_max(r_max, mdp)
   return (2.0 / (1.0 - gamma) * avg_eps_sup
           + theorem1_g1(k, gamma=gamma, r_max=r_max, lam=lam, num_actions=num_actions))
 
 
-def theorem1_componentwise(a1e_abs, k, *, gamma, r_max, lam, num_actions) -> Array:
+def theorem1_componentwise(a1e_abs, k, *, gamma, r_max, lam, num_actions, mdp=None) -> Array:
   r"""Theorem 1, component-wise form: |A^1_k E_k| / k + g^1(k) 1 (THEORY.md §2.5).
 
       0 ≤ q* − q_{π_k} ≤ |A^1_k E_k| / k + g^1(k) 1,
@@ -135,6 +182,7 @@ def theorem1_componentwise(a1e_abs, k, *, gamma, r_max, lam, num_actions) -> Arr
   Returns:
     [..., S, A] the component-wise bound on q* − q_{π_k}.
   """
+  check_r_max(r_max, mdp)
   k = jnp.asarray(k)
   g1 = theorem1_g1(k, gamma=gamma, r_max=r_max, lam=lam, num_actions=num_actions)
   return a1e_abs / k[..., None, None] + g1[..., None, None]
@@ -145,7 +193,7 @@ def theorem1_componentwise(a1e_abs, k, *, gamma, r_max, lam, num_actions) -> Arr
 # -----------------------------------------------------------------------------
 
 
-def theorem2_g2(k, *, gamma, beta, tau, r_max, num_actions) -> Array:
+def theorem2_g2(k, *, gamma, beta, tau, r_max, num_actions, mdp=None) -> Array:
   r"""g_2(k) of Theorem 2 in closed form (THEORY.md §2.6) [P][D].
 
       g_2(k) = γ^k (1 + (1 − β)/(1 − γ)) Σ_{j=0}^k (β/γ)^j v^τ_max
@@ -165,8 +213,10 @@ def theorem2_g2(k, *, gamma, beta, tau, r_max, num_actions) -> Array:
     beta: β = λ / (λ + τ) in [0, 1).
     tau: entropy weight τ (enters v^τ_max).
     r_max: bound on |r|.
+    mdp: optional; if given, r_max is checked against max |r| of ``mdp.r`` (:func:`check_r_max`).
     num_actions: |A|.
   """
+  check_r_max(r_max, mdp)
   k = jnp.asarray(k)
   vm = v_max(r_max=r_max, gamma=gamma, tau=tau, num_actions=num_actions)
   coef = 1.0 + (1.0 - beta) / (1.0 - gamma)
@@ -179,17 +229,18 @@ def theorem2_g2(k, *, gamma, beta, tau, r_max, num_actions) -> Array:
   return coef * jnp.where(close, equal_form, general_form) * vm
 
 
-def theorem2_g2_sum(k: int, *, gamma, beta, tau, r_max, num_actions) -> Array:
+def theorem2_g2_sum(k: int, *, gamma, beta, tau, r_max, num_actions, mdp=None) -> Array:
   """g_2(k) from its defining sum γ^k (1 + (1 − β)/(1 − γ)) Σ_{j=0}^k (β/γ)^j v^τ_max (a reference; k a Python int).
 
   Written as Σ_j β^j γ^{k−j} so that γ = 0 and β = 0 need no special case (0^0 = 1).
   """
+  check_r_max(r_max, mdp)
   j = jnp.arange(k + 1)
   vm = v_max(r_max=r_max, gamma=gamma, tau=tau, num_actions=num_actions)
   return (1.0 + (1.0 - beta) / (1.0 - gamma)) * jnp.sum(beta ** j * gamma ** (k - j)) * vm
 
 
-def theorem2_linf(ema_sup_trace, k, *, gamma, beta, tau, r_max, num_actions) -> Array:
+def theorem2_linf(ema_sup_trace, k, *, gamma, beta, tau, r_max, num_actions, mdp=None) -> Array:
   r"""Theorem 2, ℓ∞ form: the bound on ‖q*_τ − q^τ_{π_{k+1}}‖_∞ for MD-VI(λ, τ > 0) (THEORY.md §2.6).
 
       ‖q*_τ − q^τ_{π_{k+1}}‖_∞ ≤ 2/(1 − γ) Σ_{j=1}^k γ^{k−j} ‖E^β_j‖_∞ + g_2(k),
@@ -209,8 +260,10 @@ def theorem2_linf(ema_sup_trace, k, *, gamma, beta, tau, r_max, num_actions) -> 
     beta: β = λ/(λ + τ).
     tau: entropy weight τ.
     r_max: bound on |r|.
+    mdp: optional; if given, r_max is checked against max |r| of ``mdp.r`` (:func:`check_r_max`).
     num_actions: |A|.
   """
+  check_r_max(r_max, mdp)
   d = discounted_cumsum(jnp.asarray(ema_sup_trace), gamma)
   k = jnp.asarray(k)
   return (2.0 / (1.0 - gamma) * d[k]
@@ -278,7 +331,7 @@ def entropy_q_bias(tau, num_actions, gamma) -> Array:
 # -----------------------------------------------------------------------------
 
 
-def munchausen_alpha1_linf(avg_eps_sup, k, *, gamma, r_max, tau, num_actions) -> Array:
+def munchausen_alpha1_linf(avg_eps_sup, k, *, gamma, r_max, tau, num_actions, mdp=None) -> Array:
   r"""The α = 1 bound of Munchausen VI: M-VI(1, τ) is MD-VI(τ, 0), so Theorem 1 applies with λ = τ (THEORY.md §3.4).
 
       ‖q* − q_{π_k}‖_∞ ≤ 2/(1 − γ) ‖(1/k) Σ_{j=1}^k ε_j‖_∞ + 4/(1 − γ)² (r_max + τ ln|A|)/k,
@@ -297,9 +350,11 @@ def munchausen_alpha1_linf(avg_eps_sup, k, *, gamma, r_max, tau, num_actions) ->
     k: iteration index k >= 1.
     gamma: discount.
     r_max: bound on |r|.
+    mdp: optional; if given, r_max is checked against max |r| of ``mdp.r`` (:func:`check_r_max`).
     tau: the M-VI temperature τ (the KL weight λ = ατ = τ of the equivalent MD-VI).
     num_actions: |A|.
   """
+  check_r_max(r_max, mdp)
   return theorem1_linf(avg_eps_sup, k, gamma=gamma, r_max=r_max, lam=tau, num_actions=num_actions)
 
 

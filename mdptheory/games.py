@@ -55,7 +55,7 @@ import numpy as np
 from mdptheory import metrics
 from mdptheory import validate as V
 from mdptheory.errors import DTypeError, ParameterError, ShapeError
-from mdptheory.types import PreferenceGame
+from mdptheory.types import PreferenceGame, _game_error, check_preferences
 
 Array = jax.Array
 
@@ -87,18 +87,32 @@ def preference(game: PreferenceGame, pi: Array, pi2: Array) -> Array:
 
 
 def kl_per_context(pi: Array, pi2: Array) -> Array:
-  """KL(π(·|x)‖π'(·|x)) per context, 0 ln 0 = 0, +inf off the support.  [X, n] -> [X]."""
+  """KL(π(·|x)‖π'(·|x)) per context, 0 ln 0 = 0.  [X, n] -> [X].
+
+  Concrete inputs with π > 0 = π' somewhere raise :class:`~mdptheory.errors.SupportMismatchError`;
+  traced ones (inside jit/vmap) give +inf there.
+  """
+  V.check_support(pi, pi2, name="pi", ref_name="pi2", index_names=("x", "y"))
   return metrics.kl(pi, pi2)
 
 
 def kl(game: PreferenceGame, pi: Array, pi2: Array) -> Array:
-  """KL_ρ(π‖π') = E_{x~ρ} KL(π(·|x)‖π'(·|x)).  -> [].  THEORY.md §5.1."""
-  return jnp.dot(game.rho, metrics.kl(pi, pi2))
+  """KL_ρ(π‖π') = E_{x~ρ} KL(π(·|x)‖π'(·|x)).  -> [].  THEORY.md §5.1.
+
+  Concrete inputs with π > 0 = π' somewhere raise :class:`~mdptheory.errors.SupportMismatchError`;
+  traced ones (inside jit/vmap) give +inf.
+  """
+  V.check_support(pi, pi2, name="pi", ref_name="pi2", index_names=("x", "y"))
+  return metrics.weighted_sum(game.rho, metrics.kl(pi, pi2))  # a context of weight 0 does not count
 
 
 def kl_log(game: PreferenceGame, log_pi: Array, log_pi2: Array) -> Array:
-  """KL_ρ(π‖π') from log-probabilities (−inf off the support); exact where exp underflows.  -> []."""
-  return jnp.dot(game.rho, metrics.kl_log(log_pi, log_pi2))
+  """KL_ρ(π‖π') from log-probabilities (−inf off the support); exact where exp underflows.  -> [].
+
+  Support mismatches raise for concrete inputs, as in :func:`kl`.
+  """
+  V.check_support(log_pi, log_pi2, name="pi", ref_name="pi2", index_names=("x", "y"), log=True)
+  return metrics.weighted_sum(game.rho, metrics.kl_log(log_pi, log_pi2))
 
 
 def objective(game: PreferenceGame, pi: Array, pi2: Array, *, beta: Any) -> Array:
@@ -132,6 +146,11 @@ def span_distance(log_pi: Array, log_pi2: Array) -> Array:
 # -----------------------------------------------------------------------------
 
 
+def _shifted(g: Array) -> Array:
+  """g − max_y g per context: a softmax of g/β is unchanged, and g/β stays finite for β down to 1e-300."""
+  return g - jax.lax.stop_gradient(jnp.max(g, axis=-1, keepdims=True))
+
+
 def _log_ref(game: PreferenceGame) -> Array:
   return jnp.log(game.pi_ref)  # −inf off the support of π_ref
 
@@ -141,7 +160,7 @@ def best_response_log(game: PreferenceGame, pi: Array, *, beta: Any) -> Array:
 
   argmax_π' ⟨P(·≻π), π'⟩ − β KL(π'‖π_ref) per context (Gibbs variational principle).
   """
-  return jax.nn.log_softmax(_log_ref(game) + payoff(game, pi) / beta, axis=-1)
+  return jax.nn.log_softmax(_log_ref(game) + _shifted(payoff(game, pi)) / beta, axis=-1)
 
 
 def exploitability(game: PreferenceGame, pi: Array, *, beta: Any) -> Array:
@@ -165,8 +184,11 @@ def exploitability_lse(game: PreferenceGame, pi: Array, *, beta: Any) -> Array:
   The logsumexp form of THEORY.md §5.1 (max-shifted), valid for any π; its rounding
   error is ~1e-16 of the O(1) terms it cancels. Prefer :func:`exploitability`.
   """
-  lse = jax.nn.logsumexp(_log_ref(game) + payoff(game, pi) / beta, axis=-1)
-  return beta * jnp.dot(game.rho, lse) + beta * kl(game, pi, game.pi_ref) - 0.5
+  g = payoff(game, pi)
+  m = jax.lax.stop_gradient(jnp.max(g, axis=-1))
+  # β lse(ln π_ref + g/β) = m + β lse(ln π_ref + (g − m)/β): g/β is never formed (β down to 1e-300).
+  soft = m + beta * jax.nn.logsumexp(_log_ref(game) + (g - m[..., None]) / beta, axis=-1)
+  return jnp.dot(game.rho, soft) + beta * kl(game, pi, game.pi_ref) - 0.5
 
 
 def duality_gap(game: PreferenceGame, pi: Array, *, beta: Any) -> Array:
@@ -211,7 +233,7 @@ def nash_mp_step(game: PreferenceGame, log_pi: Array, g: Array, *, beta: Any, et
   """
   log_ref = _log_ref(game)
   def half(g_):
-    return jax.nn.log_softmax((log_pi + eta * log_ref + (eta / beta) * g_) / (1.0 + eta), axis=-1)
+    return jax.nn.log_softmax((log_pi + eta * log_ref + (eta / beta) * _shifted(g_)) / (1.0 + eta), axis=-1)
   log_half = half(g)
   log_next = half(payoff(game, jnp.exp(log_half)))
   return log_next, payoff(game, jnp.exp(log_next))
@@ -254,7 +276,7 @@ def nash_equilibrium(game: PreferenceGame, *, beta: Any, tol: Any = 1e-12,
   on = game.pi_ref > 0
 
   def residual(log_pi, g):
-    log_br = jax.nn.log_softmax(_log_ref(game) + g / beta, axis=-1)
+    log_br = jax.nn.log_softmax(_log_ref(game) + _shifted(g) / beta, axis=-1)
     diff = jnp.abs(jnp.where(on, log_pi, 0.0) - jnp.where(on, log_br, 0.0))
     return jnp.max(jnp.where(jnp.isnan(diff), jnp.inf, diff))
 
@@ -319,6 +341,8 @@ def solve_nash_equilibrium(game: PreferenceGame, *, beta: Any, tol: float = 1e-1
     ParameterError: β <= 0, tol <= 0, max_iters < 1, or the residual was not reached.
     DTypeError: the game's dtype cannot resolve ``tol`` (e.g. float32 with tol=1e-12).
     ShapeError: a batched or malformed game.
+    InvalidGameError: an invalid preference tensor, ``rho`` or ``pi_ref`` (a game built without
+      :meth:`PreferenceGame.create`).
   """
   if not isinstance(game, PreferenceGame):
     raise ParameterError(
@@ -332,6 +356,10 @@ def solve_nash_equilibrium(game: PreferenceGame, *, beta: Any, tol: float = 1e-1
   tol = V.check_positive("tol", tol, hint=", e.g. tol=1e-12")
   max_iters = V.check_int("max_iters", max_iters, minimum=1)
   dt = np.dtype(game.P.dtype)
+  if not any(V.is_traced(a) for a in game):  # a bare PreferenceGame(...) is not validated on construction
+    check_preferences(np.asarray(game.P, np.float64), name="game.P", in_dtype=dt)
+    _game_error(V.check_simplex, "game.rho", np.asarray(game.rho))
+    _game_error(V.check_simplex, "game.pi_ref", np.asarray(game.pi_ref), index_names=("x",))
   # The residual is a difference of log-probabilities of size ~1/β; rounding puts a floor of
   # at least a few eps·(1 + 1/β) under it (in practice ~100 eps/β). Refuse the hopeless case
   # up front; a floor just above tol is caught by the stall test of nash_equilibrium.

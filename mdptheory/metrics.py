@@ -28,7 +28,7 @@ Array = jax.Array
 
 __all__ = [
     "action_gap", "entropy", "entropy_log", "kl", "kl_log", "l1_distance", "l1_error_normalized",
-    "span", "sup_error", "sup_norm", "support_size",
+    "relative_l1", "span", "sup_error", "sup_norm", "support_size", "weighted_sum",
 ]
 
 
@@ -57,6 +57,23 @@ def l1_error_normalized(x: Array, y: Array, axis=None) -> Array:
   return jnp.sum(jnp.abs(x - y), axis=axis) / jnp.sum(jnp.abs(y), axis=axis)
 
 
+def weighted_sum(w: Array, x: Array) -> Array:
+  """Σ_i w_i x_i over the last axis with 0 · (±inf) = 0: an entry of weight 0 does not count.  [..., n] -> [...].
+
+  E.g. KL_ρ = Σ_x ρ(x) KL_x, where a context of weight 0 may have an infinite KL (``rho @ kl`` would be NaN).
+  """
+  return jnp.sum(jnp.where(w != 0, w * x, 0.0), axis=-1)
+
+
+def relative_l1(gap_l1: Array, ref_l1: Array) -> Array:
+  """‖x − y‖_1 / ‖y‖_1 from the two norms, with 0/0 = 0 (x = y = 0) and +inf for ‖y‖_1 = 0 < ‖x − y‖_1.
+
+  The traces' ``err_l1`` (a zero-reward MDP has q* = 0 and must not report NaN).
+  """
+  safe = jnp.where(ref_l1 > 0, ref_l1, 1.0)
+  return jnp.where(ref_l1 > 0, gap_l1 / safe, jnp.where(gap_l1 > 0, jnp.inf, 0.0))
+
+
 def kl(pi: Array, mu: Array) -> Array:
   """KL(π‖μ)(s) = Σ_a π(a|s) (ln π(a|s) − ln μ(a|s)), with 0 ln 0 = 0.  [..., A] -> [...].
 
@@ -71,7 +88,8 @@ def kl(pi: Array, mu: Array) -> Array:
   safe_pi = jnp.where(pos, pi, 1.0)
   safe_mu = jnp.where(mu > 0, mu, 1.0)
   term = jnp.where(mu > 0, pi * (jnp.log(safe_pi) - jnp.log(safe_mu)), jnp.inf)
-  return jnp.sum(jnp.where(pos, term, 0.0), axis=-1)
+  # KL >= 0 for distributions; rounding can leave -1e-17, which a weight such as beta = 1e300 would magnify.
+  return jnp.maximum(jnp.sum(jnp.where(pos, term, 0.0), axis=-1), 0.0)
 
 
 def kl_log(log_pi: Array, log_mu: Array) -> Array:
@@ -88,8 +106,10 @@ def kl_log(log_pi: Array, log_mu: Array) -> Array:
   on = jnp.isfinite(log_pi)
   safe_lp = jnp.where(on, log_pi, 0.0)
   mu_on = jnp.isfinite(log_mu)
-  diff = jnp.where(mu_on, safe_lp - jnp.where(mu_on, log_mu, 0.0), jnp.inf)
-  return jnp.sum(jnp.where(on, jnp.exp(safe_lp) * diff, 0.0), axis=-1)
+  diff = safe_lp - jnp.where(mu_on, log_mu, 0.0)
+  # +inf where μ = 0 < π, even when e^{ln π} underflows to 0 (no 0 · inf = NaN).
+  term = jnp.where(on, jnp.where(mu_on, jnp.exp(safe_lp) * diff, jnp.inf), 0.0)
+  return jnp.maximum(jnp.sum(term, axis=-1), 0.0)  # >= 0 (see kl)
 
 
 def entropy(pi: Array) -> Array:

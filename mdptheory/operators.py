@@ -25,6 +25,7 @@ import numpy as np
 
 from mdptheory import linalg
 from mdptheory import validate as V
+from mdptheory.errors import NonFiniteError, SupportMismatchError
 from mdptheory.regularizers import Regularizer, none
 from mdptheory.types import MDP, SparseKernel
 
@@ -44,7 +45,6 @@ def expect(P: Array | SparseKernel, v: Array) -> Array:
   return jnp.einsum("sat,t->sa", P, v)
 
 
-def q_from_v(mdp: MDP, v: Array) -> Array:
 def materialize(P: Array | SparseKernel, v: Array) -> Array:
   """``v``, computed once before a sparse kernel gathers from it; ``v`` itself for a dense kernel.
 
@@ -78,6 +78,7 @@ def _through_loop_jvp(primals, tangents):
   return _through_loop(v, one), tangents[0]
 
 
+def q_from_v(mdp: MDP, v: Array) -> Array:
   """q(s, a) = r(s, a) + γ (P v)(s, a).  [S] -> [S, A]."""
   return mdp.r + mdp.gamma * expect(mdp.P, v)
 
@@ -143,9 +144,17 @@ def evaluate(mdp: MDP, pi, reg: Regularizer | None = None, *,
   this is q^τ_π, which carries the γτPH(π) term).
 
   A concrete ``pi`` is validated first: a stochastic [S, A] policy whose rows
-  sum to 1, or deterministic action indices [S] (made one-hot). For a sparse
-  kernel whose dense S×S system would exceed the memory budget, the system is
-  solved matrix-free with GMRES instead.
+  sum to 1, or deterministic action indices [S] (made one-hot), with a finite
+  penalty Ω(π) (a KL regularizer needs π inside the reference's support). For a
+  sparse kernel whose dense S×S system would exceed the memory budget, the
+  system is solved matrix-free with GMRES instead.
+
+  Undiscounted (γ = 1, only through the bare ``mdp._replace(gamma=1.0)``; a
+  concrete γ must lie in [0, 1]): the stochastic-shortest-path value, finite
+  exactly when π is proper, i.e. every state reaches, with probability 1, a
+  terminal state (one that π never leaves and whose reward minus Ω(π) is 0).
+  Computed in numpy float64 for a concrete π: v = 0 on the terminal states and
+  (I − P_π) v = r_π − Ω(π) on the others.
 
   Args:
     mdp: the MDP.
@@ -154,12 +163,30 @@ def evaluate(mdp: MDP, pi, reg: Regularizer | None = None, *,
     memory_budget: bytes allowed for the dense S×S system.
   Returns:
     Values(v [S], q [S, A]).
+  Raises:
+    ShapeError, InvalidMDPError, NonFiniteError: a malformed policy.
+    SupportMismatchError: Ω(π) is infinite (π puts mass where a KL reference has none).
+    ParameterError: γ outside [0, 1]; γ = 1 with an improper policy (a state that never terminates)
+      or with a traced policy.
   """
   S, A = mdp.num_states, mdp.num_actions
-  if not V.is_traced(pi):
+  concrete = not V.is_traced(pi)
+  if concrete:
     pi = jnp.asarray(V.check_policy(pi, S, A), mdp.dtype)
   reg = none() if reg is None else reg
-  b = policy_average(pi, mdp.r) - reg.omega(pi)
+  V.check_mdp_precision(mdp, reg_range=V.regularizer_range(reg, A), where="evaluate")
+  omega = reg.omega(pi)
+  if concrete and not V.is_traced(omega):
+    _check_penalty(omega, reg)
+  b = policy_average(pi, mdp.r) - omega
+  if not V.is_traced(mdp.gamma) and np.ndim(mdp.gamma) == 0:
+    gamma = V.check_gamma(float(mdp.gamma), allow_one=True)
+    if gamma == 1.0:
+      if not (concrete and not V.is_traced(b)):
+        raise V.ParameterError(
+            "gamma=1: an undiscounted evaluation needs a concrete policy (it checks that the policy "
+            "terminates before solving); call evaluate outside jit/vmap, or use gamma < 1")
+      return _evaluate_undiscounted(mdp, pi, b, memory_budget)
   dense_ok = (S * S * np.dtype(mdp.dtype).itemsize
               <= (V.DEFAULT_MEMORY_BUDGET if memory_budget is None else memory_budget))
   if dense_ok:
@@ -169,6 +196,55 @@ def evaluate(mdp: MDP, pi, reg: Regularizer | None = None, *,
     def matvec(x):
       return x - mdp.gamma * policy_average(pi, expect(mdp.P, x))
     v, _ = jax.scipy.sparse.linalg.gmres(matvec, b, x0=b, tol=1e-12, restart=50, maxiter=1000)
+  return Values(v=v, q=q_from_v(mdp, v))
+
+
+def _check_penalty(omega: Array, reg: Regularizer) -> None:
+  """Ω(π) per state must be finite: +inf means π puts mass where the regularizer's reference has none."""
+  om = np.asarray(omega, np.float64)
+  bad = ~np.isfinite(om)
+  if not bad.any():
+    return
+  s = int(np.argmax(bad.reshape(-1)))
+  if np.isposinf(om.reshape(-1)[s]):
+    raise SupportMismatchError(
+        f"Omega(pi) of the {reg.name} regularizer is infinite at state s={s} ({int(bad.sum())} such states): "
+        f"pi puts mass on an action whose reference probability (pi_ref of regularizers.kl, pi_prev of "
+        f"kl_entropy) is 0, so KL(pi || pi_ref) is infinite; keep pi inside the reference's support or mix the "
+        f"reference with a little uniform mass")
+  raise NonFiniteError(f"Omega(pi) of the {reg.name} regularizer is {om.reshape(-1)[s]} at state s={s}; "
+                       f"check the regularizer's parameters and reference")
+
+
+def _evaluate_undiscounted(mdp: MDP, pi: Array, b: Array, memory_budget: int | None) -> Values:
+  """The γ = 1 (stochastic-shortest-path) value of a concrete π; raises if π is improper (see :func:`evaluate`)."""
+  S = mdp.num_states
+  V.check_dense_budget("policy kernel P_pi", (S, S), np.float64, memory_budget,
+                       hint="; the undiscounted evaluation is dense: use gamma < 1 or a finite horizon")
+  P_pi = np.asarray(policy_kernel(mdp, pi), np.float64)
+  rhs = np.asarray(b, np.float64)
+  tol = 64 * float(np.finfo(np.dtype(mdp.dtype)).eps)
+  terminal = (np.diagonal(P_pi) >= 1.0 - tol) & (np.abs(rhs) <= tol * max(1.0, float(np.max(np.abs(rhs)))))
+  # States that reach a terminal state with positive probability (backward search on P_π > 0); in a finite
+  # chain they are absorbed with probability 1, and every other state never terminates.
+  edges = P_pi > 0
+  reach, frontier = terminal.copy(), terminal.copy()
+  while frontier.any():
+    frontier = edges[:, frontier].any(axis=1) & ~reach
+    reach |= frontier
+  if not reach.all():
+    s = int(np.argmin(reach))
+    raise V.ParameterError(
+        f"gamma=1 (undiscounted): under pi, state s={s} never reaches a terminal state (one that pi never "
+        f"leaves, with reward - Omega(pi) = 0), so its value is infinite or undefined: pi is improper "
+        f"({int((~reach).sum())} such states, {int(terminal.sum())} terminal states). Use a discount "
+        f"gamma < 1, a finite horizon (FiniteHorizonMDP.from_mdp(mdp, H) with solvers.evaluate_finite), "
+        f"or a policy that terminates")
+  v = np.zeros(S)
+  live = ~terminal
+  if live.any():
+    v[live] = np.linalg.solve(np.eye(int(live.sum())) - P_pi[np.ix_(live, live)], rhs[live])
+  v = jnp.asarray(v, mdp.dtype)
   return Values(v=v, q=q_from_v(mdp, v))
 
 

@@ -309,8 +309,19 @@ def _normalized_exp_q(x: Array, qm1, is_two: bool) -> Array:
   Σ_a exp_q(x_a) = 1 up to rounding, so the division changes nothing in exact arithmetic; it keeps rows on the
   simplex when q > 2 makes the normalisation ill-conditioned (see the module docstring).
   """
-  pi = _exp_q(x, qm1, is_two)
-  return pi / jnp.sum(pi, axis=-1, keepdims=True)
+  return _normalize(_exp_q(x, qm1, is_two), x)
+
+
+def _normalize(pi: Array, x: Array) -> Array:
+  """``pi`` divided by its row sums; a row that underflowed to all zeros becomes uniform on argmax x.
+
+  For a large q, 1 + (q − 1)(x − ψ) at the threshold can round to 0 for every action (ties at q = 1000:
+  π = A^(−1) needs a base of A^(1−q), below the float range), so every exp_q underflows. The mass then sits
+  on the largest x, which are the tied maximizers: the limit is uniform on them.
+  """
+  total = jnp.sum(pi, axis=-1, keepdims=True)
+  top = (x >= jnp.max(x, axis=-1, keepdims=True)).astype(pi.dtype)
+  return jnp.where(total > 0, pi / jnp.where(total > 0, total, 1.0), top / jnp.sum(top, axis=-1, keepdims=True))
 
 
 def threshold(z: Array, q: float) -> Array:
@@ -395,8 +406,12 @@ def _argmax(Q: Array, tau, qm1, is_two: bool) -> Array:
 @functools.partial(jax.jit, static_argnums=3)
 def _log_argmax(Q: Array, tau, qm1, is_two: bool) -> Array:
   """log ∇Ω*(Q), −inf off the support (the log of :func:`_argmax`).  [..., A] -> [..., A]."""
-  log_pi = _log_exp_q(_shifted_scores(Q, tau, qm1, is_two)[2], qm1)
-  return log_pi - jnp.log(jnp.sum(jnp.exp(log_pi), axis=-1, keepdims=True))
+  x = _shifted_scores(Q, tau, qm1, is_two)[2]
+  log_pi = _log_exp_q(x, qm1)
+  log_total = jax.nn.logsumexp(log_pi, axis=-1, keepdims=True)
+  # All −inf (every exp_q underflowed, see _normalize): the log of the uniform policy on argmax x.
+  return jnp.where(jnp.isfinite(log_total), log_pi - jnp.where(jnp.isfinite(log_total), log_total, 0.0),
+                   jnp.log(_normalize(jnp.zeros_like(x), x)))
 
 
 def tsallis_regularizer(q: float, tau) -> Regularizer:
@@ -436,14 +451,18 @@ def tsallis_regularizer(q: float, tau) -> Regularizer:
   tau = V.check_positive("tau", tau, hint="; tau is the Tsallis temperature (tau -> 0 is the unregularized max, "
                                            "use regularizers.none() for tau = 0)")
 
+  # τ in Q's precision and normal range (regularizers._temperature: 1e-300 in float32 would be 0, and 0/0 NaN).
   def smax(Q):
-    return _smax(_as_float("Q", Q), tau, qm1, is_two)
+    Q = _as_float("Q", Q)
+    return _smax(Q, regularizers._temperature("tau", tau, Q), qm1, is_two)
 
   def argmax(Q):
-    return _argmax(_as_float("Q", Q), tau, qm1, is_two)
+    Q = _as_float("Q", Q)
+    return _argmax(Q, regularizers._temperature("tau", tau, Q), qm1, is_two)
 
   def log_argmax(Q):
-    return _log_argmax(_as_float("Q", Q), tau, qm1, is_two)
+    Q = _as_float("Q", Q)
+    return _log_argmax(Q, regularizers._temperature("tau", tau, Q), qm1, is_two)
 
   def omega(pi):
     return -tau * entropy_of(pi)

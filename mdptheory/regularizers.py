@@ -75,11 +75,19 @@ def entropy(tau) -> Regularizer:
   """Negative Shannon entropy Ω(π) = τ Σ_a π log π; Ω*(q) = τ lse(q/τ); ∇Ω* = softmax(q/τ)."""
   tau = V.check_positive("tau", tau, hint="; tau is the entropy temperature (tau -> 0 is the unregularized max, "
                                            "use regularizers.none() for tau = 0)")
+  # Shift by max_a q before dividing by τ: lse(q/τ) of the raw q rounds q/τ with an absolute error eps·|q|/τ,
+  # which XLA may round differently in the max and in the exponent (exp(1e281) = inf for |q|/τ ~ 1e297).
+  # τ in q's precision (_temperature), so that a traced float64 τ (a vmapped sweep) on a float32 problem keeps
+  # float32 and a τ below the dtype's range acts as the limit τ -> 0.
+  def smax(q):
+    m, t = _max_shift(q), _temperature("tau", tau, q)
+    return m[..., 0] + t * jax.nn.logsumexp((q - m) / t, axis=-1)
+
   return Regularizer(
-      omega=lambda pi: tau * jnp.sum(xlogy(pi, pi), axis=-1),
-      smax=lambda q: tau * jax.nn.logsumexp(q / tau, axis=-1),
-      argmax=lambda q: jax.nn.softmax(q / tau, axis=-1),
-      log_argmax=lambda q: jax.nn.log_softmax(q / tau, axis=-1),
+      omega=lambda pi: _like(jnp.asarray(tau), pi) * jnp.sum(xlogy(pi, pi), axis=-1),
+      smax=smax,
+      argmax=lambda q: jax.nn.softmax((q - _max_shift(q)) / _temperature("tau", tau, q), axis=-1),
+      log_argmax=lambda q: jax.nn.log_softmax((q - _max_shift(q)) / _temperature("tau", tau, q), axis=-1),
       name="entropy",
       spec=("entropy", float(tau)) if _concrete(tau) else None)
 
@@ -93,8 +101,12 @@ def kl(pi_ref, lam) -> Regularizer:
   Args:
     pi_ref: [..., A] reference policy; rows on the simplex (zeros allowed).
     lam: KL weight λ > 0.
+  Raises:
+    ParameterError: λ <= 0, NaN or inf.
+    InvalidMDPError, NonFiniteError, ShapeError: a concrete ``pi_ref`` whose rows are not on the simplex.
   """
   lam = V.check_positive("lam", lam, hint="; lam is the KL weight (use regularizers.none() for lam = 0)")
+  _check_reference("pi_ref", pi_ref)
   log_ref = _safe_log(pi_ref)
   return _tilted(log_ref, lam, beta=1.0, name="kl")
 
@@ -108,12 +120,13 @@ def kl_entropy(lam, tau, pi_prev) -> Regularizer:
   Args:
     lam: KL weight λ >= 0.
     tau: entropy weight τ >= 0, with λ + τ > 0.
-    pi_prev: [..., A] the previous policy π_k (the KL anchor).
+    pi_prev: [..., A] the previous policy π_k (the KL anchor); a concrete one must have rows on the simplex.
   """
   lam = V.check_positive("lam", lam, allow_zero=True)
   tau = V.check_positive("tau", tau, allow_zero=True)
   if not V.is_traced(lam) and not V.is_traced(tau) and lam + tau == 0:
     raise V.ParameterError("lam + tau must be > 0 for kl_entropy; use regularizers.none() for the hard greedy step")
+  _check_reference("pi_prev", pi_prev)
   temp = lam + tau
   beta = lam / temp
   log_prev = _safe_log(pi_prev)
@@ -131,6 +144,49 @@ def tsallis(q, tau) -> Regularizer:
 
 
 # -- helpers ------------------------------------------------------------------
+
+def _check_reference(name: str, p) -> None:
+  """A concrete reference policy [..., A] must have finite, non-negative rows summing to 1; tracers pass."""
+  if not V.is_traced(p):
+    V.check_simplex(name, p)
+
+
+def _max_shift(q, support=None) -> Array:
+  """max_a q(a) over ``support`` (all actions by default) as a stop-gradient constant, 0 where not finite.  [..., 1].
+
+  Subtracting it before dividing by a temperature keeps every exponent <= 0 and computed from an exact
+  difference, so a soft max of |q|/τ up to the float range neither overflows nor turns into inf − inf.
+  """
+  q = jnp.asarray(q)
+  m = jnp.max(q if support is None else jnp.where(support, q, -jnp.inf), axis=-1, keepdims=True)
+  return jax.lax.stop_gradient(jnp.where(jnp.isfinite(m), m, jnp.zeros_like(m)))
+
+
+def _temperature(name: str, temp, q) -> Array:
+  """The temperature in q's floating dtype, inside that dtype's normal range.
+
+  A concrete temperature below the smallest normal number (1e-300 in float32 would round to 0, and 0/0 is
+  NaN) is raised to it: the soft max is then the hard max up to that number times log A, the limit
+  temp -> 0. One so large that temp · log A overflows the dtype is refused (ParameterError, at trace time).
+  """
+  dt = jnp.result_type(q)
+  if not jnp.issubdtype(dt, jnp.floating):
+    return temp
+  fi = jnp.finfo(dt)
+  if _concrete(temp):
+    t = float(temp)
+    if t * max(1.0, float(np.log(max(q.shape[-1], 1)))) > float(fi.max) / 16:
+      raise V.ParameterError(f"{name} temperature {t:g} times log A overflows {dt} (largest {float(fi.max):.3g}); "
+                             f"use a smaller temperature or float64")
+    return jnp.asarray(max(t, float(fi.tiny)), dt)
+  return jnp.maximum(jnp.asarray(temp).astype(dt), fi.tiny)
+
+
+def _like(x, ref) -> Array:
+  """``x`` cast to the floating dtype of ``ref`` (unchanged when ``ref`` is not floating)."""
+  dt = jnp.result_type(ref)
+  return x.astype(dt) if jnp.issubdtype(dt, jnp.floating) else x
+
 
 def _safe_log(p) -> Array:
   """log p with log 0 = −inf, without a divide warning."""
@@ -154,17 +210,26 @@ def _tilted(log_ref, temp, *, beta, name) -> Regularizer:
   prior = jnp.where(finite, beta * jnp.where(finite, log_ref, 0.0),
                     jnp.where(jnp.asarray(beta) > 0, -jnp.inf, 0.0))
 
-  def logits(q):
-    return prior + q / temp
+  def shift(q):
+    return _max_shift(q, jnp.isfinite(prior))  # the max over the support of the prior
+
+  def logits(q, m):
+    # The prior and temperature in q's precision: results follow q's dtype (a float64 π_ref or a traced
+    # float64 λ on a float32 problem).
+    # −inf off the prior's support even where (q − m)/temp overflows to +inf (no −inf + inf = NaN).
+    p = _like(prior, q)
+    return jnp.where(jnp.isfinite(p), p + (q - m) / _temperature(name, temp, q), -jnp.inf)
 
   def smax(q):
-    return temp * jax.nn.logsumexp(logits(q), axis=-1)
+    m = shift(q)
+    return m[..., 0] + _temperature(name, temp, q) * jax.nn.logsumexp(logits(q, m), axis=-1)
 
   def log_argmax(q):
-    return jax.nn.log_softmax(logits(q), axis=-1)
+    return jax.nn.log_softmax(logits(q, shift(q)), axis=-1)
 
   def omega(pi):
-    return temp * jnp.sum(xlogy(pi, pi), axis=-1) - temp * jnp.sum(_xlogy_ref(pi, prior), axis=-1)
+    t = _like(jnp.asarray(temp), pi)
+    return t * jnp.sum(xlogy(pi, pi), axis=-1) - t * jnp.sum(_xlogy_ref(pi, _like(prior, pi)), axis=-1)
 
   return Regularizer(omega=omega, smax=smax, argmax=lambda q: jnp.exp(log_argmax(q)),
                      log_argmax=log_argmax, name=name)

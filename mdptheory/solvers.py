@@ -83,8 +83,33 @@ def value_iteration(mdp: MDP, reg: Regularizer | None = None, *, num_iters: int,
   num_iters = V.check_int("num_iters", num_iters)
   tol = V.check_positive("tol", tol, allow_zero=True)
   reg = none() if reg is None else reg
+  _check_discounted(mdp, "value_iteration")
+  V.check_mdp_precision(mdp, tol=tol, reg_range=V.regularizer_range(reg, mdp.num_actions),
+                        where="value_iteration")
+  if v0 is not None and not V.is_traced(v0):
+    arr = V.as_real_array("v0", v0)
+    if arr.shape != (mdp.num_states,):
+      raise V.ShapeError(f"v0 must have shape (S,) = ({mdp.num_states},), got {arr.shape}")
+    V.check_finite("v0", arr)
+    V.check_in_range("v0", arr, mdp.dtype)
   v0 = jnp.zeros(mdp.num_states, mdp.dtype) if v0 is None else jnp.asarray(v0, mdp.dtype)
   return _value_iteration(mdp, v0, tol, reg=_StaticReg(reg), num_iters=num_iters)
+
+
+def _check_discounted(mdp: MDP, where: str) -> None:
+  """A concrete γ must be in [0, 1): the solvers' values and bounds divide by 1 − γ.
+
+  Only a bare ``mdp._replace(gamma=...)`` can carry another value; MDP.create refuses it.
+  """
+  g = mdp.gamma
+  if V.is_traced(g) or np.ndim(g) != 0:
+    return
+  g = float(g)
+  if not 0.0 <= g < 1.0:
+    raise V.ParameterError(
+        f"gamma={g:g}: {where} needs a discount in [0, 1) (its values and error bound divide by 1 - gamma); "
+        f"for an undiscounted problem use a finite horizon (FiniteHorizonMDP.from_mdp(mdp, H) with "
+        f"solvers.backward_induction), or evaluate one terminating policy with operators.evaluate")
 
 
 class _StaticReg:
@@ -147,10 +172,20 @@ def policy_iteration(mdp: MDP, reg: Regularizer | None = None, *, num_iters: int
     pi0: [S, A] (or [S] integer) initial policy; default the greedy policy ∇Ω*(r)
       with respect to the immediate reward (inside the regularizer's support).
   """
+  return _checked_policy_iteration(mdp, reg, num_iters=num_iters, tol=tol, pi0=pi0, where="policy_iteration")
+
+
+def _checked_policy_iteration(mdp: MDP, reg: Regularizer | None, *, num_iters, tol, pi0, where: str,
+                              check_precision: bool = True) -> PIResult:
+  """:func:`policy_iteration` after validation and the range/precision checks (``where`` names the caller)."""
   num_iters = V.check_int("num_iters", num_iters)
+  reg = none() if reg is None else reg
+  _check_discounted(mdp, where)
+  if check_precision:
+    V.check_mdp_precision(mdp, tol=tol, reg_range=V.regularizer_range(reg, mdp.num_actions), where=where,
+                          stacklevel=5)
   tol = V.check_positive("tol", tol, allow_zero=True)
   S, A = mdp.num_states, mdp.num_actions
-  reg = none() if reg is None else reg
   if pi0 is None:
     pi0 = reg.argmax(mdp.r)
   elif not V.is_traced(pi0):
@@ -214,10 +249,15 @@ def optimum(mdp: MDP, reg: Regularizer | None = None, *, num_iters: int = 200,
   is v_{π_K,Ω} with its certified ``error_bound``. The default ``tol`` is a few
   hundred ulps of the value scale max|r| / (1 − γ).
   """
+  if not V.is_traced(mdp.r):
+    # Before the default tol is derived from the value scale: an overflowing scale is an error, not tol = inf.
+    V.check_mdp_precision(mdp, tol=tol, where="optimum",
+                          reg_range=V.regularizer_range(none() if reg is None else reg, mdp.num_actions))
   if tol is None:
     scale = jnp.maximum(1.0, jnp.max(jnp.abs(mdp.r)) / (1.0 - mdp.gamma))
     tol = 256 * jnp.finfo(mdp.dtype).eps * scale
-  res = policy_iteration(mdp, reg, num_iters=num_iters, tol=tol)
+  res = _checked_policy_iteration(mdp, reg, num_iters=num_iters, tol=tol, pi0=None, where="optimum",
+                                  check_precision=False)
   return Optimum(v=res.v, q=res.q, pi=res.pi, converged=res.converged, error_bound=res.error_bound)
 
 

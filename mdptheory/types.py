@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mdptheory import validate as V
-from mdptheory.errors import InvalidMDPError, ShapeError, SupportMismatchError
+from mdptheory.errors import InvalidGameError, InvalidMDPError, ShapeError, SupportMismatchError
 
 Array = jax.Array
 
@@ -105,6 +105,8 @@ class MDP(NamedTuple):
     S, A, _ = P.shape
     V.check_dense_budget("transition kernel P", P.shape, dt, memory_budget)
     V.check_finite("r", r)
+    V.check_in_range("r", r, dt)
+    V.check_gamma_in_dtype(gamma, dt)
     P = V.check_stochastic("P", P, what="row P[s, a, :]", index_names=("s", "a"), dtype=dt)
     mu0 = np.full(S, 1.0 / S) if mu0 is None else V.check_distribution("mu0", mu0, S)
     return cls(P=V.adopt(P), r=jnp.asarray(r, dt), gamma=jnp.asarray(gamma, dt),
@@ -119,7 +121,8 @@ class MDP(NamedTuple):
     r = V.as_real_array("r", r, ndim=2)
     ns = np.asarray(next_states)
     if ns.dtype.kind not in "iu":
-        raise ShapeError(f"next_states must be an integer array, got dtype {ns.dtype}")
+      raise ShapeError(f"next_states must be an integer array, got dtype {ns.dtype}; pass integer state "
+                       f"indices, e.g. next_states.astype(np.int32)")
     probs = V.as_real_array("probs", probs, keep_float32=True)
     S, A = r.shape
     if ns.ndim != 3 or ns.shape[:2] != (S, A) or probs.shape != ns.shape:
@@ -131,6 +134,8 @@ class MDP(NamedTuple):
       idx = tuple(int(i) for i in np.argwhere(bad)[0])
       raise ShapeError(f"next_states{list(idx)} = {int(ns[idx])} is not a state index in [0, {S})")
     V.check_finite("r", r)
+    V.check_in_range("r", r, dt)
+    V.check_gamma_in_dtype(gamma, dt)
     probs = V.check_stochastic("probs", probs, what="successor list probs[s, a, :]",
                                index_names=("s", "a"), dtype=dt)
     mu0 = np.full(S, 1.0 / S) if mu0 is None else V.check_distribution("mu0", mu0, S)
@@ -224,6 +229,7 @@ class FiniteHorizonMDP(NamedTuple):
       raise ShapeError(f"r must have shape (H, S, A) = {(H, S, A)}, got {r.shape}")
     V.check_dense_budget("transition kernel P", P.shape, dt, memory_budget)
     V.check_finite("r", r)
+    V.check_in_range("r", r, dt)
     P = V.check_stochastic("P", P, what="row P[h, s, a, :]", index_names=("h", "s", "a"))
     mu0 = np.full(S, 1.0 / S) if mu0 is None else V.check_distribution("mu0", mu0, S)
     return cls(P=jnp.asarray(P, dt), r=jnp.asarray(r, dt), mu0=jnp.asarray(mu0, dt))
@@ -299,8 +305,8 @@ class PreferenceGame(NamedTuple):
         equilibrium and the KL-based algorithms need ``pi_ref > 0``).
 
     Raises:
-      ShapeError, NonFiniteError, InvalidMDPError (an invalid preference tensor or
-      distribution), SupportMismatchError (zeros in ``pi_ref``), DTypeError.
+      ShapeError, NonFiniteError, InvalidGameError (an invalid preference tensor, ``rho`` or
+      ``pi_ref``; a subclass of InvalidMDPError), SupportMismatchError (zeros in ``pi_ref``), DTypeError.
     """
     dt = V.resolve_dtype(dtype)
     in_dtype = getattr(P, "dtype", np.dtype(np.float64))  # float32 input: complementary to ~1e-7 only
@@ -314,31 +320,9 @@ class PreferenceGame(NamedTuple):
     X, n, _ = P.shape
     if X == 0 or n == 0:
       raise ShapeError(f"P has an empty dimension: shape (X, n, n) = {P.shape}; a game needs X >= 1 and n >= 1")
-    V.check_finite("P", P)
-    bad = (P < 0) | (P > 1)
-    if bad.any():
-      idx = tuple(int(i) for i in np.argwhere(bad)[0])
-      raise InvalidMDPError(
-          f"P[x, i, j] at (x, i, j) = {idx} is {P[idx]:.10g}, outside [0, 1] ({int(bad.sum())} such entries); "
-          f"preferences are probabilities, e.g. clip them or use 1/2 + (U - U^T)/2 with |U| <= 1/2")
-    atol = max(1e-9, 16 * float(np.finfo(in_dtype).eps)) if np.issubdtype(in_dtype, np.floating) else 1e-9
-    diag = np.diagonal(P, axis1=1, axis2=2)
-    off = np.abs(diag - 0.5) > atol
-    if off.any():
-      x, i = (int(v) for v in np.argwhere(off)[0])
-      raise InvalidMDPError(
-          f"P[x, i, i] at (x, i) = ({x}, {i}) is {diag[x, i]:.10g}, not 1/2; a response ties with itself, "
-          f"set the diagonal to 1/2")
-    sums = P + np.transpose(P, (0, 2, 1))
-    off = np.abs(sums - 1.0) > atol
-    if off.any():
-      x, i, j = (int(v) for v in np.argwhere(off)[0])
-      raise InvalidMDPError(
-          f"P[x, i, j] + P[x, j, i] at (x, i, j) = ({x}, {i}, {j}) is {sums[x, i, j]:.10g}, not 1 "
-          f"({int(off.sum()) // 2} such pairs); preferences must be complementary, e.g. use "
-          f"P = (P + 1 - P.transpose(0, 2, 1)) / 2")
+    check_preferences(P, in_dtype=in_dtype)
     P = 0.5 * (P + 1.0 - np.transpose(P, (0, 2, 1)))
-    rho = np.full(X, 1.0 / X) if rho is None else V.check_distribution("rho", rho, X)
+    rho = np.full(X, 1.0 / X) if rho is None else _game_error(V.check_distribution, "rho", rho, X)
     if pi_ref is None:
       pi_ref = np.full((X, n), 1.0 / n)
     else:
@@ -349,7 +333,7 @@ class PreferenceGame(NamedTuple):
         raise ShapeError(
             f"pi_ref must have shape (X, n) = {(X, n)} (or (n,) = ({n},) shared by every context) "
             f"to match P {P.shape}; got {pi_ref.shape}")
-      pi_ref = V.check_stochastic("pi_ref", pi_ref, what="row pi_ref[x, :]", index_names=("x",))
+      pi_ref = _game_error(V.check_stochastic, "pi_ref", pi_ref, what="row pi_ref[x, :]", index_names=("x",))
       if require_full_support:
         zero = pi_ref <= 0
         if zero.any():
@@ -359,6 +343,51 @@ class PreferenceGame(NamedTuple):
               f"needs pi_ref > 0: mix it with the uniform policy, (1 - eps) pi_ref + eps / n, "
               f"or pass require_full_support=False")
     return cls(P=jnp.asarray(P, dt), rho=jnp.asarray(rho, dt), pi_ref=jnp.asarray(pi_ref, dt))
+
+
+def check_preferences(P: np.ndarray, *, name: str = "P", in_dtype: Any = np.float64) -> None:
+  """Checks a preference tensor [X, n, n]: finite, in [0, 1], diagonal 1/2, ``P + P^T = 1``.
+
+  The tolerance is 1e-9, or 16 eps of ``in_dtype`` when that is coarser (float32 input).
+
+  Raises:
+    NonFiniteError: a NaN or inf entry.
+    InvalidGameError: an entry outside [0, 1], a diagonal entry other than 1/2, or a pair
+      ``P[x, i, j] + P[x, j, i]`` other than 1; the message names the first (x, i, j) and the fix.
+  """
+  V.check_finite(name, P)
+  bad = (P < 0) | (P > 1)
+  if bad.any():
+    idx = tuple(int(i) for i in np.argwhere(bad)[0])
+    raise InvalidGameError(
+        f"{name}[x, i, j] at (x, i, j) = {idx} is {P[idx]:.10g}, outside [0, 1] ({int(bad.sum())} such entries); "
+        f"preferences are probabilities, e.g. clip them or use 1/2 + (U - U^T)/2 with |U| <= 1/2")
+  atol = max(1e-9, 16 * float(np.finfo(in_dtype).eps)) if np.issubdtype(in_dtype, np.floating) else 1e-9
+  diag = np.diagonal(P, axis1=1, axis2=2)
+  off = np.abs(diag - 0.5) > atol
+  if off.any():
+    x, i = (int(v) for v in np.argwhere(off)[0])
+    raise InvalidGameError(
+        f"{name}[x, i, i] at (x, i) = ({x}, {i}) is {diag[x, i]:.10g}, not 1/2; a response ties with itself, "
+        f"set the diagonal to 1/2")
+  sums = P + np.transpose(P, (0, 2, 1))
+  off = np.abs(sums - 1.0) > atol
+  if off.any():
+    x, i, j = (int(v) for v in np.argwhere(off)[0])
+    raise InvalidGameError(
+        f"{name}[x, i, j] + {name}[x, j, i] at (x, i, j) = ({x}, {i}, {j}) is {sums[x, i, j]:.10g}, not 1 "
+        f"({int(off.sum()) // 2} such pairs); preferences must be complementary, e.g. use "
+        f"P = (P + 1 - P.transpose(0, 2, 1)) / 2")
+
+
+def _game_error(check: Any, *args: Any, **kwargs: Any) -> Any:
+  """``check(*args, **kwargs)`` with its InvalidMDPError re-raised as an InvalidGameError (same message)."""
+  try:
+    return check(*args, **kwargs)
+  except InvalidGameError:
+    raise
+  except InvalidMDPError as e:
+    raise InvalidGameError(str(e)) from None
 
 
 class Bandit(NamedTuple):
@@ -406,7 +435,7 @@ class Bandit(NamedTuple):
     if p.ndim != 1 or p.size == 0:
       raise ShapeError(f"pi_ref must be a non-empty vector [M] (one probability per response), got shape {p.shape}")
     M = p.shape[0]
-    p = V.check_distribution("pi_ref", p, M)
+    p = V.check_distribution("pi_ref", pi_ref, M)  # the raw input: float32 sums get float32's tolerance
 
     def vector(name: str, x: Any) -> Any:
       if x is None:
@@ -415,6 +444,7 @@ class Bandit(NamedTuple):
       if arr.shape != (M,):
         raise ShapeError(f"{name} must have shape ({M},), one value per response of pi_ref; got {arr.shape}")
       V.check_finite(name, arr)
+      V.check_in_range(name, arr, dt)
       return jnp.asarray(arr, dt)
 
     if features is not None:
@@ -424,6 +454,7 @@ class Bandit(NamedTuple):
       if x.ndim != 2 or x.shape[0] != M:
         raise ShapeError(f"features must have shape (M, D) = ({M}, D), one row per response; got {x.shape}")
       V.check_finite("features", x)
+      V.check_in_range("features", x, dt)
       features = jnp.asarray(x, dt)
     return cls(pi_ref=jnp.asarray(p, dt), reward=vector("reward", reward), gold=vector("gold", gold),
                proxy=vector("proxy", proxy), features=features)

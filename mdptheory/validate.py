@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 from typing import Any
 
 import jax
@@ -23,7 +24,9 @@ from mdptheory.errors import (
     MemoryBudgetError,
     NonFiniteError,
     ParameterError,
+    PrecisionWarning,
     ShapeError,
+    SupportMismatchError,
 )
 
 #: Default budget for one dense array built by the library, in bytes (2 GiB).
@@ -171,7 +174,9 @@ def adopt(arr: np.ndarray, dtype: Any = None) -> jax.Array:
 
 
 def check_distribution(name: str, x: Any, size: int) -> np.ndarray:
-  arr = as_real_array(name, x, ndim=1)
+  arr = as_real_array(name, x, ndim=1, keep_float32=True)
+  in_dtype = arr.dtype  # a float32 distribution sums to 1 only up to float32 rounding
+  arr = arr.astype(np.float64)
   if arr.shape != (size,):
     raise ShapeError(f"{name} must have shape ({size},), got {arr.shape}")
   check_finite(name, arr)
@@ -179,7 +184,7 @@ def check_distribution(name: str, x: Any, size: int) -> np.ndarray:
     i = int(np.argmax(arr < 0))
     raise InvalidMDPError(f"{name}[{i}] = {arr[i]:.6g} is negative; a distribution must be >= 0")
   s = float(arr.sum())
-  if abs(s - 1.0) > _sum_atol(size, arr.dtype):
+  if abs(s - 1.0) > _sum_atol(size, in_dtype):
     raise InvalidMDPError(f"{name} sums to {s:.10g}, not 1; divide it by its sum")
   return arr / s
 
@@ -277,6 +282,55 @@ def check_policy(pi: Any, num_states: int, num_actions: int, *, name: str = "pi"
   return check_stochastic(name, arr, what="row", index_names=("s",))
 
 
+def check_simplex(name: str, x: Any, *, index_names: tuple[str, ...] | None = None) -> np.ndarray:
+  """A probability vector [A] or a batch of them [..., A] (rows on the simplex); returns the array unchanged.
+
+  The sum tolerance follows the input's precision (a float32 input is checked as float32). ``index_names``
+  names the leading axes in the message (default: ``s`` for [S, A], ``h, s`` for [H, S, A]).
+  """
+  arr = as_real_array(name, x, keep_float32=True)
+  if arr.ndim == 0 or arr.shape[-1] == 0:
+    raise ShapeError(f"{name} must have an action axis [..., A] with A >= 1, got shape {arr.shape}")
+  if arr.ndim > 1:
+    names = {2: ("s",), 3: ("h", "s")}.get(arr.ndim, ()) if index_names is None else index_names
+    check_stochastic(name, arr, what="row", index_names=names)
+    return arr
+  check_finite(name, arr)
+  if (arr < 0).any():
+    i = int(np.argmax(arr < 0))
+    raise InvalidMDPError(f"{name}[{i}] = {float(arr[i]):.6g} is negative; probabilities must be >= 0")
+  total = float(arr.sum(dtype=np.float64))
+  if not abs(total - 1.0) <= _sum_atol(arr.size, arr.dtype):
+    raise InvalidMDPError(f"{name} sums to {total:.10g}, not 1; divide it by its sum")
+  return arr
+
+
+def check_support(pi: Any, ref: Any, *, name: str = "pi", ref_name: str = "pi_ref",
+                  index_names: tuple[str, ...] = (), log: bool = False) -> None:
+  """Refuses ``pi`` with mass where ``ref`` has none, where KL(pi || ref) would be +inf.
+
+  Both are probabilities (or, with ``log``, log-probabilities with -inf off the support) that broadcast
+  against each other. Traced values are not checked (jitted code keeps the +inf convention).
+
+  Raises:
+    SupportMismatchError: naming the first such entry, the mass there and the fix.
+  """
+  if is_traced(pi) or is_traced(ref):
+    return
+  p, q = np.broadcast_arrays(np.asarray(pi), np.asarray(ref))
+  on = p > -np.inf if log else p > 0
+  bad = on & ~(q > -np.inf if log else q > 0)
+  if bad.any():
+    idx = tuple(int(i) for i in np.argwhere(bad)[0])
+    where = ", ".join(f"{n}={i}" for n, i in zip(index_names, idx)) if len(index_names) == len(idx) \
+        else ", ".join(map(str, idx))
+    mass = float(np.exp(p[idx]) if log else p[idx])
+    raise SupportMismatchError(
+        f"{ref_name} is 0 at ({where}) where {name} has mass {mass:.3g} ({int(bad.sum())} such entries), "
+        f"so KL({name} || {ref_name}) is infinite; keep {name} inside the support of {ref_name}, or mix "
+        f"{ref_name} with a little uniform mass, (1 - eps) * {ref_name} + eps / A")
+
+
 def check_key(key: Any) -> Any:
   """A JAX PRNG key from an int seed, a typed key or a raw uint32[2] key; traced keys pass through."""
   if is_traced(key):
@@ -291,3 +345,170 @@ def check_key(key: Any) -> Any:
     if key.dtype == np.uint32 and key.shape == (2,):
       return jax.random.wrap_key_data(jnp.asarray(key))
   raise ParameterError(f"key={key!r} is not an int seed or a single JAX PRNG key")
+
+
+# -- precision and range (before a run) ----------------------------------------
+
+#: float32 is flagged when eps / (1 − γ), the relative accuracy of the values (the rounding of γ and of every
+#: backup, amplified by the horizon 1/(1 − γ)), is worse than this.
+_HORIZON_RTOL = 1e-3
+
+#: Values must stay below finfo.max / (_RANGE_MARGIN · S · A): sums over states and actions (norms, the
+#: normalized l1 error) and differences q − v must not overflow either.
+_RANGE_MARGIN = 16.0
+
+
+def _scalar_or_none(x: Any) -> float | None:
+  """float(x) for a concrete real scalar; None for a tracer or an array of size > 1."""
+  if x is None or is_traced(x) or isinstance(x, str) or np.ndim(x) != 0:
+    return None
+  try:
+    return float(x)
+  except (TypeError, ValueError):
+    return None
+
+
+def check_in_range(name: str, arr: np.ndarray, dtype: Any) -> None:
+  """Refuses finite values that overflow to ±inf when cast to ``dtype`` (e.g. a reward of 1e300 in float32)."""
+  dt = np.dtype(dtype)
+  if not np.issubdtype(dt, np.floating) or arr.size == 0 or np.dtype(arr.dtype).itemsize <= dt.itemsize:
+    return
+  big = np.abs(arr) > np.finfo(dt).max
+  if big.any():
+    idx = tuple(int(i) for i in np.argwhere(big)[0]) if arr.ndim else ()
+    raise NonFiniteError(
+        f"{name}{list(idx)} = {float(arr[idx]):.6g} overflows {dt} (largest {float(np.finfo(dt).max):.3g}; "
+        f"{int(big.sum())} such entries); rescale it or build the problem with dtype=float64")
+
+
+def check_gamma_in_dtype(gamma: Any, dtype: Any) -> None:
+  """Refuses a discount γ < 1 that rounds to 1 in ``dtype`` (1/(1 − γ) would be inf); tracers pass."""
+  g = _scalar_or_none(gamma)
+  dt = np.dtype(dtype)
+  if g is None or not np.issubdtype(dt, np.floating) or not g < 1.0:
+    return
+  if float(np.asarray(g, dt)) >= 1.0:
+    largest = float(np.nextafter(dt.type(1.0), dt.type(0.0)))
+    raise ParameterError(
+        f"gamma={g!r} rounds to 1 in {dt}, so 1/(1 - gamma) is infinite; build the MDP with dtype=float64 "
+        f"(jax_enable_x64) or use gamma <= {largest!r}")
+
+
+def check_positive_in_dtype(name: str, value: Any, dtype: Any, *, hint: str = "") -> None:
+  """Refuses a concrete nonzero parameter outside the normal range of the compute ``dtype``.
+
+  Below the smallest normal number it rounds to 0 (or is flushed to 0 by XLA) and a division by it gives
+  inf or NaN (τ = 1e-300 in float32); above the largest finite value it is inf. Tracers pass.
+  """
+  v = _scalar_or_none(value)
+  dt = np.dtype(dtype)
+  if v is None or v == 0.0 or not math.isfinite(v) or not np.issubdtype(dt, np.floating):
+    return
+  fi = np.finfo(dt)
+  if abs(v) < float(fi.tiny) or abs(v) > float(fi.max):
+    to = "0" if abs(v) < float(fi.tiny) else "inf"
+    raise ParameterError(
+        f"{name}={v:g} is outside the range of {dt} (normal numbers {float(fi.tiny):.3g} to {float(fi.max):.3g}) "
+        f"and would be computed as {to}; build the problem in float64 (jax_enable_x64 and dtype=float64){hint}")
+
+
+def check_value_scale(r_max: Any, gamma: Any, dtype: Any, *, reg_range: float = 0.0, size: int = 1,
+                      where: str = "") -> float | None:
+  """Refuses a problem whose value scale (r_max + reg_range)/(1 − γ) would overflow ``dtype``.
+
+  ``reg_range`` bounds the regularizer's contribution per step (τ log A for the entropy) and ``size``
+  is S·A (sums over states and actions must not overflow either). Returns the scale, or None when
+  an input is traced.
+  """
+  r, g, reg = _scalar_or_none(r_max), _scalar_or_none(gamma), _scalar_or_none(reg_range)
+  if r is None or g is None or reg is None or not g < 1.0:
+    return None
+  dt = np.dtype(dtype)
+  scale = (abs(r) + abs(reg)) / (1.0 - g)
+  limit = float(np.finfo(dt).max) / (_RANGE_MARGIN * max(int(size), 1))
+  if not scale <= limit:
+    what = f"{where}: " if where else ""
+    raise NonFiniteError(
+        f"{what}the values of this problem reach (max|r| + regularization)/(1 - gamma) = "
+        f"({abs(r):.3g} + {abs(reg):.3g})/(1 - {g!r}) = {scale:.3g}, which overflows {dt} "
+        f"(values must stay below ~{limit:.3g}); rescale the rewards"
+        + ("" if dt == np.float64 else " or build the MDP with dtype=float64"))
+  return scale
+
+
+def warn_if_precision_insufficient(dtype: Any, *, gamma: Any = None, value_scale: Any = None, tol: Any = None,
+                                   where: str = "", stacklevel: int = 3) -> bool:
+  """Warns (:class:`~mdptheory.errors.PrecisionWarning`) when ``dtype`` cannot deliver what is asked.
+
+  Two cases, both decided before the run from concrete inputs (tracers pass silently):
+
+  * γ so close to 1 that eps/(1 − γ) > 1e-3: the rounding of γ and of every backup is amplified by the
+    horizon 1/(1 − γ), so values carry relative errors above 1e-3. In float32 (eps ≈ 1.2e-7) this is
+    γ > 0.99988, e.g. γ = 0.9999; in float64 only γ within ~2e-13 of 1;
+  * a stopping tolerance ``tol`` > 0 below 2 eps · ``value_scale``, the spacing of values of that size
+    (float32 values ~1e10 are spaced ~1e3 apart): the residual may never get below it.
+
+  The message names the quantity and, in float32, suggests float64. Returns True when a warning was emitted.
+  """
+  dt = np.dtype(dtype)
+  if not np.issubdtype(dt, np.floating):
+    return False
+  eps = float(np.finfo(dt).eps)
+  what = f"{where}: " if where else ""
+  use64 = "build the problem in float64 (jax_enable_x64 and dtype=float64)" if dt.itemsize < 8 else ""
+  warned = False
+  g = _scalar_or_none(gamma)
+  if g is not None and g < 1.0 and eps / (1.0 - g) > _HORIZON_RTOL:
+    warnings.warn(
+        f"{what}gamma={dt.type(g)!s} in {dt}: rounding errors are amplified by the horizon 1/(1 - gamma) = "
+        f"{1.0 / (1.0 - g):.3g}, so values carry relative errors of ~{eps / (1.0 - g):.1g} or more "
+        f"({dt} eps = {eps:.2g}); {use64 or 'use a smaller gamma'}", PrecisionWarning, stacklevel=stacklevel)
+    warned = True
+  t, scale = _scalar_or_none(tol), _scalar_or_none(value_scale)
+  if t is not None and scale is not None and 0.0 < t < 2.0 * eps * scale:
+    warnings.warn(
+        f"{what}tol={t:.3g} is below the {dt} resolution of values of size ~{scale:.3g} (spacing "
+        f"~{eps * scale:.2g}): the residual may never reach it and the run would end unconverged; "
+        f"pass tol >= {2.0 * eps * scale:.2g}{' or ' + use64 if use64 else ''}", PrecisionWarning,
+        stacklevel=stacklevel)
+    warned = True
+  return warned
+
+
+def regularizer_range(reg: Any, num_actions: int) -> float:
+  """An upper bound on the per-step regularization |Ω*(q) − max q| + |Ω(π)| of a concrete bundle.
+
+  τ log A for the entropy and the Tsallis entropies (Ω_q <= log A), 0 for the hard max and the KL
+  bundles (their soft max lies between the reference average and the max), 0 when unknown.
+  """
+  spec = getattr(reg, "spec", None)
+  if not spec:
+    return 0.0
+  if spec[0] == "entropy":
+    return abs(float(spec[1])) * math.log(max(num_actions, 1))
+  if spec[0] == "tsallis":
+    return abs(float(spec[2])) * math.log(max(num_actions, 1))
+  return 0.0
+
+
+def check_mdp_precision(mdp: Any, *, tol: Any = None, reg_range: Any = 0.0, where: str = "",
+                        stacklevel: int = 4) -> None:
+  """The range and precision checks of a concrete MDP before a solver runs (no-op for traced fields).
+
+  Raises ParameterError when γ rounds to 1 in the MDP's dtype and NonFiniteError when the value scale
+  (max|r| + reg_range)/(1 − γ) overflows it; then :func:`warn_if_precision_insufficient`.
+  """
+  r = getattr(mdp, "r", None)
+  gamma = getattr(mdp, "gamma", None)
+  if r is None or is_traced(r) or is_traced(gamma):
+    return
+  dt = np.dtype(r.dtype)
+  if not np.issubdtype(dt, np.floating):
+    return
+  check_gamma_in_dtype(gamma, dt)
+  r_max = float(np.max(np.abs(np.asarray(r)))) if r.size else 0.0  # numpy: no compilation per shape
+  if not math.isfinite(r_max):
+    raise NonFiniteError(f"{where + ': ' if where else ''}the MDP's reward contains NaN or inf (max |r| = "
+                         f"{r_max}); build it with MDP.create, which validates r")
+  scale = check_value_scale(r_max, gamma, dt, reg_range=reg_range, size=int(np.prod(r.shape)), where=where)
+  warn_if_precision_insufficient(dt, gamma=gamma, value_scale=scale, tol=tol, where=where, stacklevel=stacklevel)

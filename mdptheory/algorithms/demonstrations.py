@@ -108,11 +108,8 @@ def _check_delta(delta: Any) -> Any:
 
 
 def _as_key(key: Any) -> Array:
-  if isinstance(key, (bool, np.bool_)):
-    raise ParameterError(f"key={key!r} is a bool; pass an int seed or jax.random.key(seed)")
-  if isinstance(key, (int, np.integer)):
-    return jax.random.key(int(key))
-  return key
+  """A JAX key from an int seed or a key; a bool, a string or a batch of keys is a ParameterError."""
+  return V.check_key(key)
 
 
 def _categorical(u: Array, p: Array) -> Array:
@@ -267,13 +264,40 @@ class Demonstrations(NamedTuple):
       if bad.any():
         i, h = (int(v) for v in np.argwhere(bad)[0])
         letter = "S" if what == "state" else "A"
-        raise ShapeError(f"{name}[{i}, {h}] (trajectory {i}, step {h}) = {int(arr[i, h])} is not a {what} index "
+        raise ShapeError(f"{name}[{i}, {h}] (trajectory {i}, step {h}) = {int(arr[i, h])} is not "
+                         f"{'an' if what == 'action' else 'a'} {what} index "
                          f"in [0, {size}) ({letter} = {size}; {int(bad.sum())} such entries); {what}s are "
                          f"numbered 0..{size - 1}")
       out.append(arr.astype(np.int32))
     if out[0].shape != out[1].shape:
       raise ShapeError(f"states {out[0].shape} and actions {out[1].shape} must have the same shape (N, H)")
     return cls(jnp.asarray(out[0]), jnp.asarray(out[1]))
+
+
+def _check_demos(demos: Any, num_states: int, num_actions: int, horizon: int | None = None) -> None:
+  """Concrete demonstrations must index [0, S) x [0, A) and, when ``horizon`` is given, have H steps.
+
+  JAX's scatter drops out-of-range indices silently, so a dataset from a larger MDP (or a wrong
+  ``num_states``) would otherwise give a wrong policy without an error. Traced arrays pass.
+  """
+  if not isinstance(demos, Demonstrations):
+    raise ParameterError(f"demos must be a Demonstrations (from Demonstrations.create or sample_demonstrations), "
+                         f"got {type(demos).__name__}")
+  if horizon is not None and demos.states.shape[-1] != horizon:
+    raise ShapeError(f"demos have horizon {demos.states.shape[-1]} but the MDP has H = {horizon}; every "
+                     f"trajectory must have exactly H (state, action) pairs")
+  for name, x, size, what in (("states", demos.states, num_states, "state"),
+                              ("actions", demos.actions, num_actions, "action")):
+    if V.is_traced(x):
+      continue
+    arr = np.asarray(x)
+    bad = (arr < 0) | (arr >= size)
+    if bad.any():
+      idx = tuple(int(i) for i in np.argwhere(bad)[0])
+      raise ShapeError(
+          f"demos.{name}{list(idx)} = {int(arr[idx])} is not {'an' if what == 'action' else 'a'} {what} index in "
+          f"[0, {size}) ({int(bad.sum())} such entries); the demonstrations come from a larger MDP, or "
+          f"num_{what}s={size} is wrong")
 
 
 def _trajectory(u: Array, fmdp: FiniteHorizonMDP, pi: Array) -> tuple[Array, Array]:
@@ -361,9 +385,13 @@ def behavior_cloning(demos: Demonstrations, num_states: int, num_actions: int, *
     num_actions: A.
     kappa: smoothing weight κ >= 0; κ = 1 is the paper's add-one smoothing.
     num_used: use only the first ``num_used`` trajectories (may be traced; default all).
+
+  Raises:
+    ShapeError: a state or action of ``demos`` outside [0, S) or [0, A) (JAX would drop it silently).
   """
   S = V.check_int("num_states", num_states, minimum=1)
   A = V.check_int("num_actions", num_actions, minimum=1)
+  _check_demos(demos, S, A)
   kappa = V.check_positive("kappa", kappa, allow_zero=True,
                            hint="; kappa is the smoothing weight (the paper's add-one smoothing is kappa=1)")
   weights = None
@@ -443,6 +471,14 @@ def regularized_solution(fmdp: FiniteHorizonMDP, pi_ref: Array, *, lam, r: Array
     r: [H, S, A] reward (default ``fmdp.r``).
   """
   lam = _check_lam(lam)
+  _check_fmdp(fmdp)
+  pi_ref = _check_fh_policy(pi_ref, fmdp, "pi_ref")  # a prior off the simplex would give NaN values
+  if r is not None and not V.is_traced(r):
+    arr = V.as_real_array("r", r)
+    if arr.shape != tuple(fmdp.r.shape):
+      raise ShapeError(f"r must have shape (H, S, A) = {tuple(fmdp.r.shape)}, got {arr.shape}")
+    V.check_finite("r", arr)
+    r = jnp.asarray(arr, fmdp.r.dtype)
   m = fmdp if r is None else fmdp._replace(r=r)
   return solvers.backward_induction(m, _kl_reg(pi_ref, lam))
 
@@ -868,6 +904,7 @@ def rlhf(key: Any, fmdp: FiniteHorizonMDP, expert: Expert, demos: Demonstrations
     raise ParameterError(f"planner={planner!r}; choose 'exact' or 'ucbvi_ent_plus'")
   S, A = fmdp.num_states, fmdp.num_actions
   M = V.check_int("num_pairs", num_pairs, minimum=1)
+  _check_demos(demos, S, A, fmdp.horizon)
   kappa = V.check_positive("kappa", kappa, allow_zero=True)
   bt_scale = V.check_positive("bt_scale", bt_scale)
   lam = _check_lam(lam)

@@ -65,6 +65,7 @@ from mdptheory import operators as ops
 from mdptheory import validate as V
 from mdptheory.errors import ParameterError, ShapeError
 from mdptheory.noise import Noise
+from mdptheory.regularizers import _max_shift
 from mdptheory.regularizers import none as hard_greedy
 from mdptheory.solvers import Optimum
 from mdptheory.types import MDP
@@ -163,8 +164,10 @@ def md_greedy(log_pi, q, *, lam, tau) -> tuple[Array, Array]:
     finite = jnp.isfinite(log_pi)
     # β ln π_k with β · ln 0 = −inf for β > 0 and 0 for β = 0 (no 0 · inf = NaN).
     prior = jnp.where(finite, beta * jnp.where(finite, log_pi, 0.0), jnp.where(beta > 0, -jnp.inf, 0.0))
-    logits = prior + q / safe_temp
-    return jax.nn.log_softmax(logits, axis=-1), safe_temp * jax.nn.logsumexp(logits, axis=-1)
+    # Shifted by max_a q (over the prior's support) before dividing: no overflow of q/(λ + τ) for small λ + τ.
+    shift = _max_shift(q, jnp.isfinite(prior))
+    logits = jnp.where(jnp.isfinite(prior), prior + (q - shift) / safe_temp, -jnp.inf)  # no −inf + inf
+    return jax.nn.log_softmax(logits, axis=-1), shift[..., 0] + safe_temp * jax.nn.logsumexp(logits, axis=-1)
 
   if hard is True:
     return hard_reg.log_argmax(q), hard_reg.smax(q)
@@ -191,10 +194,10 @@ def noisy_backup(mdp: MDP, v, *, noise: Noise | None, key, k, clip=None) -> tupl
   Returns:
     (q [S, A], eps [S, A]).
   """
+  v = ops.materialize(mdp.P, v)  # computed in this step: keep it out of a sparse kernel's gather
   exact = ops.q_from_v(mdp, v)
   q = exact if noise is None else exact + noise(key, k, mdp, v).astype(exact.dtype)
   if clip is not None:
-  v = ops.materialize(mdp.P, v)  # computed in this step: keep it out of a sparse kernel's gather
     q = jnp.clip(q, -clip, clip)
   return q, q - exact
 
@@ -257,15 +260,15 @@ def run_adp(mdp: MDP, step: Callable, carry0, finalize: Callable, *, num_iters: 
     componentwise: record ``cw_gap`` and ``cw_a1e`` (Theorem 1, needs ``reference``).
     record_eps: record ε_k [K, S, A].
     record_iterates: record q_k and log π_k [K, S, A].
-  """
-  keys = jax.random.split(_as_key(key), num_iters)
-  S, A = mdp.r.shape
     record_trace: False computes no per-update diagnostics and returns ``trace=None`` (with ``reference``
       and ``componentwise`` unused): an update then costs what the algorithm's own step costs.
-  dt = mdp.r.dtype
-  gamma = mdp.gamma
+  """
+  keys = jax.random.split(_as_key(key), num_iters)
   if not record_trace:
     reference, componentwise = None, False
+  S, A = mdp.r.shape
+  dt = mdp.r.dtype
+  gamma = mdp.gamma
   if reference is not None:
     q_ref = reference.q
     ref_l1 = jnp.sum(jnp.abs(q_ref))
@@ -283,11 +286,11 @@ def run_adp(mdp: MDP, step: Callable, carry0, finalize: Callable, *, num_iters: 
     eps_sup = jnp.max(jnp.abs(eps))
     stats = _Stats(eps_sum=stats.eps_sum + eps, disc_sum=gamma * stats.disc_sum + eps_sup,
                    ema=beta * stats.ema + (1.0 - beta) * eps)
+    if not record_trace:
+      return (carry, stats), None
     pi = jnp.exp(up.log_pi)
     out = dict(
         q_sup=jnp.max(jnp.abs(up.q)),
-    if not record_trace:
-      return (carry, stats), None
         eps_sup=eps_sup,
         avg_eps_sup=jnp.max(jnp.abs(stats.eps_sum)) / kf,
         disc_eps_sum=stats.disc_sum,
@@ -315,7 +318,7 @@ def run_adp(mdp: MDP, step: Callable, carry0, finalize: Callable, *, num_iters: 
         v_pi = linalg.solve(M, rhs)
       gap = q_ref - ops.q_from_v(mdp, v_pi)
       out["err_sup"] = jnp.max(jnp.abs(gap))
-      out["err_l1"] = jnp.sum(jnp.abs(gap)) / ref_l1
+      out["err_l1"] = metrics.relative_l1(jnp.sum(jnp.abs(gap)), ref_l1)
       if componentwise:
         out["cw_gap"] = gap
     if record_eps:
@@ -328,11 +331,11 @@ def run_adp(mdp: MDP, step: Callable, carry0, finalize: Callable, *, num_iters: 
   stats0 = _Stats(eps_sum=jnp.zeros((S, A), dt), disc_sum=jnp.zeros((), dt), ema=jnp.zeros((S, A), dt))
   (carry, stats), out = jax.lax.scan(body, (carry0, stats0), (keys, jnp.arange(num_iters)))
   q_last, log_pi_next, aux = finalize(carry)
+  if not record_trace:
+    return ADPResult(q=q_last, log_pi=log_pi_next, trace=None, eps_sum=stats.eps_sum, ema=stats.ema, aux=aux)
   trace = ADPTrace(
       err_sup=out.get("err_sup"), err_l1=out.get("err_l1"), q_sup=out["q_sup"], eps_sup=out["eps_sup"],
       avg_eps_sup=out["avg_eps_sup"], disc_eps_sum=out["disc_eps_sum"], ema_eps_sup=out["ema_eps_sup"],
-  if not record_trace:
-    return ADPResult(q=q_last, log_pi=log_pi_next, trace=None, eps_sum=stats.eps_sum, ema=stats.ema, aux=aux)
       kl_max=out["kl_max"], entropy_mean=out["entropy_mean"], policy_change=out["policy_change"],
       action_gap_mean=out["action_gap_mean"], eps=out.get("eps"), q=out.get("q"), log_pi=out.get("log_pi"),
       cw_gap=out.get("cw_gap"), cw_a1e=out.get("cw_a1e"))
@@ -401,23 +404,23 @@ def md_mpi(mdp: MDP, *, lam, tau, m: int | None = 1, num_iters: int, noise: Nois
     record_eps: also record ε_k [K, S, A].
     record_iterates: also record q_k and log π_k [K, S, A].
     componentwise: record the component-wise Theorem 1 quantities (needs ``reference``).
+    record_trace: False skips the per-update diagnostics (``trace`` is None): each update is then the
+      greedy step and one backup, a single pass over P for m = 1.
   Returns:
     :class:`ADPResult`; ``aux`` is None.
   Raises:
-    record_trace: False skips the per-update diagnostics (``trace`` is None): each update is then the
-      greedy step and one backup, a single pass over P for m = 1.
     ParameterError: λ < 0, τ < 0, num_iters < 1, m < 1 or not an integer, clip <= 0, noise without key,
       componentwise without reference, reference or componentwise with record_trace=False.
   """
   lam, tau, m, num_iters, clip, q0 = _check_common(mdp, "md_mpi", lam, tau, m, num_iters, noise, key, q0,
                                                     reference, clip, componentwise)
+  if not record_trace and (reference is not None or componentwise):
+    raise ParameterError("md_mpi: reference and componentwise are measured in the trace; "
+                         "drop them or pass record_trace=True")
   return _md_mpi(mdp, lam, tau, q0, _as_key(key), reference, clip, m=m, num_iters=num_iters, noise=noise,
                  record_eps=record_eps, record_iterates=record_iterates, componentwise=componentwise,
                  record_trace=bool(record_trace))
 
-  if not record_trace and (reference is not None or componentwise):
-    raise ParameterError("md_mpi: reference and componentwise are measured in the trace; "
-                         "drop them or pass record_trace=True")
 
 @functools.partial(jax.jit, static_argnames=_STATIC + ("record_trace",))
 def _md_mpi(mdp, lam, tau, q0, key, reference, clip, *, m, num_iters, noise, record_eps, record_iterates,
@@ -476,6 +479,7 @@ def _da_mpi(mdp, lam, tau, q0, key, reference, clip, *, m, num_iters, noise, rec
 
   def logits(h, k):
     # k is the index of h_k: π_{k+1} = softmax(h_k / τ) (τ > 0) or softmax((k + 1) h_k / λ) (τ = 0).
+    h = h - _max_shift(h)  # softmax is shift-invariant; shifting first avoids overflow of h/τ for small τ
     return jnp.where(ema_form, h / safe_tau, (k + 1) * h / safe_lam)
 
   def step(carry, key_k, k):
@@ -531,15 +535,16 @@ def _cvi(mdp, lam, tau, q0, key, reference, clip, *, m, num_iters, noise, record
 
   def step(carry, key_k, k):
     psi, log_pi = carry
-    log_pi_new = jax.nn.log_softmax(psi / temp, axis=-1)
-    v = temp * jax.nn.logsumexp(psi / temp, axis=-1)
+    shift = _max_shift(psi)  # max-shifted before dividing by λ + τ (no overflow for small λ + τ)
+    log_pi_new = jax.nn.log_softmax((psi - shift) / temp, axis=-1)
+    v = shift[..., 0] + temp * jax.nn.logsumexp((psi - shift) / temp, axis=-1)
     backup, eps = noisy_backup(mdp, v, noise=noise, key=key_k, k=k)
     psi_new = backup + beta * (psi - v[:, None])
     return (psi_new, log_pi_new), Update(q=psi_new, log_pi=log_pi_new, log_pi_prev=log_pi, eps=eps)
 
   def finalize(carry):
     psi, _ = carry
-    return psi, jax.nn.log_softmax(psi / temp, axis=-1), None
+    return psi, jax.nn.log_softmax((psi - _max_shift(psi)) / temp, axis=-1), None
 
   psi0 = q0 - lam * jnp.log(mdp.num_actions)
   return run_adp(mdp, step, (psi0, _uniform_log_pi(mdp)), finalize, num_iters=num_iters, key=key, beta=beta,
@@ -700,6 +705,10 @@ def _check_common(mdp, name, lam, tau, m, num_iters, noise, key, q0, reference, 
   if noise is not None and not callable(noise):
     raise ParameterError(f"noise must be an error model noise(key, k, mdp, v) (see mdptheory.noise), got {noise!r}")
   S, A = mdp.r.shape[-2:]
+  for pname, pval in (("lam", lam), ("tau", tau), ("clip", clip)):
+    V.check_positive_in_dtype(pname, pval, mdp.r.dtype, hint=f" (in {name})")
+  V.check_mdp_precision(mdp, reg_range=tau * math.log(A) if not V.is_traced(tau) else 0.0, where=name,
+                        stacklevel=5)
   if q0 is None:
     q0 = jnp.zeros((S, A), mdp.r.dtype)
   else:
@@ -734,11 +743,10 @@ def _check_m(m):
 
 
 def _as_key(key):
+  """A JAX key from None (seed 0), an int seed or a key; anything else is a ParameterError (validate.check_key)."""
   if key is None:
     return jax.random.key(0)
-  if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
-    return jax.random.key(int(key))
-  return key
+  return V.check_key(key)
 
 
 def _beta(lam, tau):

@@ -38,6 +38,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from mdptheory import metrics
 from mdptheory import operators as ops
 from mdptheory import regularizers as R
 from mdptheory import solvers
@@ -131,7 +132,9 @@ def munchausen_q_prime(q: Array, logpi: Array, alpha, tau) -> Array:
     tau: τ > 0.
   """
   alpha, tau = _check_alpha(alpha), _check_tau(tau)
-  return jnp.asarray(q) - alpha * tau * jnp.asarray(logpi)
+  logpi = jnp.asarray(logpi)
+  # α = 0 gives q' = q even where ln π = −inf (no 0 · inf = NaN).
+  return jnp.asarray(q) - jnp.where(alpha * tau == 0, 0.0, alpha * tau * logpi)
 
 
 # -- M-VI ----------------------------------------------------------------------------------------------
@@ -174,11 +177,11 @@ def mvi(mdp: MDP, *, alpha, tau, num_iters: int, noise: Noise | None = None, key
     track_error: measure ``err_sup`` and ``err_l1`` (an exact evaluation of π_k, an S×S solve, per update, and
       the reference optimum). False skips both: an update then costs one pass over P, as a soft VI step does,
       and the trace's ``err_sup``, ``err_l1`` and the result's ``q_ref`` are None.
+    record_trace: False records no per-update diagnostics at all (``trace`` is None; implies
+      ``track_error=False``): the loop is the update alone.
 
   Returns:
     :class:`MVIResult`.
-    record_trace: False records no per-update diagnostics at all (``trace`` is None; implies
-      ``track_error=False``): the loop is the update alone.
 
   Raises:
     ParameterError: α outside [0, 1], τ <= 0, l0 > 0, num_iters < 1, noise without a key, a bad key.
@@ -193,6 +196,8 @@ def mvi(mdp: MDP, *, alpha, tau, num_iters: int, noise: Noise | None = None, key
   clip_min = _check_clip_min(clip_min) if use_clip else 0.0
   noise, key = _check_noise_key(noise, key)
   S, A = mdp.num_states, mdp.num_actions
+  V.check_positive_in_dtype("tau", tau, mdp.dtype, hint=" (in mvi)")
+  V.check_mdp_precision(mdp, reg_range=tau * math.log(A) if not V.is_traced(tau) else 0.0, where="mvi")
   q0 = _check_sa("q0", q0, S, A, mdp.dtype)
   if not track_error or not record_trace:
     q_ref = None
@@ -225,14 +230,20 @@ def _mvi(mdp, alpha, tau, clip_min, q0, q_ref, key, *, num_iters, noise, use_cli
   keys = None if noise is None else jax.random.split(key, num_iters)
 
   def soft(q):
-    """(τ lse(q/τ) [S], τ ln softmax(q/τ) [S, A]), shifted by max_a q."""
+    """(τ lse(q/τ) [S], τ ln softmax(q/τ) [S, A], ln softmax(q/τ) [S, A]), shifted by max_a q.
+
+    ln π is normalized in log space (z − lse z), not (τ ln π)/τ: when τ lse is below the rounding of q
+    (τ = 1e-8, q ~ 1), (q − v)/τ would carry errors of eps·|q|/τ and π would not sum to 1.
+    """
     m = jnp.max(q, axis=-1)
-    v = m + tau * jax.nn.logsumexp((q - m[:, None]) / tau, axis=-1)
-    return v, q - v[:, None]
+    z = (q - m[:, None]) / tau
+    lse = jax.nn.logsumexp(z, axis=-1)
+    v = m + tau * lse
+    return v, q - v[:, None], z - lse[:, None]
 
   def step(carry, k):
-    q_prev, tlogp_prev, eps_sum = carry            # q_{k−1}, τ ln π_{k−1}, Σ ε  (k is 0-based here)
-    v, tlogp = soft(q_prev)                        # τ lse(q_{k−1}/τ) [S], τ ln π_k [S, A]
+    q_prev, tlogp_prev, log_pi_prev, eps_sum = carry  # q_{k−1}, τ ln π_{k−1}, ln π_{k−1}, Σ ε  (k 0-based)
+    v, tlogp, log_pi = soft(q_prev)                # τ lse(q_{k−1}/τ) [S], τ ln π_k, ln π_k [S, A]
     if use_clip:
       bonus = jnp.clip(tlogp, clip_min, 0.0)
       clip_fraction = jnp.mean((tlogp < clip_min).astype(dt))
@@ -242,34 +253,34 @@ def _mvi(mdp, alpha, tau, clip_min, q0, q_ref, key, *, num_iters, noise, use_cli
     eps = jnp.zeros((S, A), dt) if noise is None else jnp.asarray(noise(keys[k], k, mdp, v), dt)
     q = mdp.r + alpha * bonus + mdp.gamma * ops.expect(mdp.P, ops.materialize(mdp.P, v)) + eps
     eps_sum = eps_sum + eps
+    if not record_trace:
+      return (q, tlogp, log_pi, eps_sum), None
     # Exact evaluation of π_k with τ' = (1 − α)τ: Ω(π) = τ' Σ π ln π = (1 − α) Σ π (τ ln π), from τ ln π directly.
-    log_pi = tlogp / tau
     pi = jnp.exp(log_pi)
     omega = (1.0 - alpha) * jnp.sum(jnp.where(pi > 0, pi * tlogp, 0.0), axis=-1)
     top2 = lax.top_k(q, 2)[0] if A > 1 else jnp.concatenate([q, q], axis=-1)
-    if not record_trace:
-      return (q, tlogp, eps_sum), None
     out = dict(
         q_sup=jnp.max(jnp.abs(q)),
         eps_sup=jnp.max(jnp.abs(eps)),
         avg_eps_sup=jnp.max(jnp.abs(eps_sum)) / (k + 1).astype(dt),
         clip_fraction=clip_fraction,
-        policy_change=jnp.max(jnp.sum(jnp.abs(pi - jnp.exp(tlogp_prev / tau)), axis=-1)),
+        policy_change=jnp.max(jnp.sum(jnp.abs(pi - jnp.exp(log_pi_prev)), axis=-1)),
         action_gap_mean=jnp.mean(top2[:, 0] - top2[:, 1]),
     )
     if track_error:
       gap = jnp.abs(q_ref - _evaluate_with_penalty(mdp, pi, omega))
-      out.update(err_sup=jnp.max(gap), err_l1=jnp.sum(gap) / ref_l1)
+      out.update(err_sup=jnp.max(gap), err_l1=metrics.relative_l1(jnp.sum(gap), ref_l1))
     if record_eps:
       out["eps"] = eps
     if record_iterates:
       out.update(q=q, log_pi=log_pi)
-    return (q, tlogp, eps_sum), out
+    return (q, tlogp, log_pi, eps_sum), out
 
-  tlogp0 = jnp.full((S, A), -math.log(A), dt) * tau  # τ ln π_0, π_0 uniform
-  (q, tlogp_last, _), out = lax.scan(step, (q0, tlogp0, jnp.zeros((S, A), dt)), jnp.arange(num_iters))
-  _, tlogp_next = soft(q)
-  return MVIResult(q=q, log_pi=tlogp_next / tau, q_prime=q - alpha * tlogp_last, q_ref=q_ref,
+  log_pi0 = jnp.full((S, A), -math.log(A), dt)  # π_0 uniform
+  (q, tlogp_last, _, _), out = lax.scan(step, (q0, log_pi0 * tau, log_pi0, jnp.zeros((S, A), dt)),
+                                        jnp.arange(num_iters))
+  log_pi_next = soft(q)[2]
+  return MVIResult(q=q, log_pi=log_pi_next, q_prime=q - alpha * tlogp_last, q_ref=q_ref,
                    trace=MVITrace(**{"err_sup": None, "err_l1": None, **out}) if record_trace else None)
 
 

@@ -72,7 +72,7 @@ from mdptheory import games, metrics
 from mdptheory import validate as V
 from mdptheory.errors import ParameterError, ShapeError, SupportMismatchError
 from mdptheory.qexp import sparsemax
-from mdptheory.types import PreferenceGame
+from mdptheory.types import PreferenceGame, _game_error, check_preferences
 
 Array = jax.Array
 
@@ -159,7 +159,7 @@ def _query(P: Array, log_pi: Array, key: Array, num_samples: int) -> Array:
 
 def _kl_rho(rho: Array, log_p: Array, log_q: Array) -> Array:
   """KL_ρ(p ‖ q) = Σ_x ρ(x) KL(p(·|x) ‖ q(·|x)) from log-probabilities."""
-  return rho @ metrics.kl_log(log_p, log_q)
+  return metrics.weighted_sum(rho, metrics.kl_log(log_p, log_q))  # a context of weight 0 does not count
 
 
 def _gap(game: PreferenceGame, log_pi: Array, beta, regularized: bool) -> Array:
@@ -167,6 +167,11 @@ def _gap(game: PreferenceGame, log_pi: Array, beta, regularized: bool) -> Array:
   if not regularized:
     return game.rho @ jnp.max(_payoff(game.P, log_pi), -1) - 0.5
   return games.exploitability(game, jnp.exp(log_pi), beta=beta)
+
+
+def _shift(g: Array) -> Array:
+  """g − max_y g per context (a stop-gradient constant): payoffs scaled by 1/β stay <= 0 and finite."""
+  return g - jax.lax.stop_gradient(jnp.max(g, axis=-1, keepdims=True))
 
 
 def _log_normalize(z: Array) -> Array:
@@ -198,7 +203,9 @@ def _make_step(kind: str, P, rho, lr, beta, eta, aux, *, num_samples: int, inner
 
   def prox(anchor, g):
     # argmin_π −<π, g> + β KL(π‖π_ref) + (β/η) KL(π‖anchor)  (§5.2, closed form [D]).
-    return _log_normalize((anchor + eta * lr + (eta / beta) * g) / (1.0 + eta))
+    # g − max_y g is a per-context shift (the prox step is unchanged) that keeps (η/β) g finite and exactly
+    # rounded for β down to the float range (β = 1e-300 would otherwise give inf − inf = NaN).
+    return _log_normalize((anchor + eta * lr + (eta / beta) * _shift(g)) / (1.0 + eta))
 
   if kind == "nash_mp":
     def step(lp, k, key):
@@ -361,8 +368,11 @@ def _game_arrays(game: Any, *, need_full_support: bool) -> tuple[Array, Array, A
     raise ShapeError(f"game.rho must have shape ({X},) and game.pi_ref shape ({X}, {n}) to match P {P.shape}; "
                      f"got {rho.shape} and {pi_ref.shape}")
   if isinstance(pi_ref, np.ndarray):
-    V.check_finite("game.P", P)
-    V.check_stochastic("game.pi_ref", pi_ref, index_names=("x",))
+    # A bare PreferenceGame(...) is not validated on construction: check it here, before anything runs.
+    check_preferences(P, name="game.P", in_dtype=getattr(game.P, "dtype", np.float64))
+    # In the game's own precision: a float32 game's rows sum to 1 within float32 rounding only.
+    _game_error(V.check_simplex, "game.rho", np.asarray(game.rho))
+    _game_error(V.check_simplex, "game.pi_ref", np.asarray(game.pi_ref), index_names=("x",))
     if need_full_support and (pi_ref <= 0).any():
       x, y = (int(i) for i in np.argwhere(pi_ref <= 0)[0])
       raise SupportMismatchError(
@@ -445,6 +455,8 @@ def _run(kind: str, game: Any, *, beta: Any, eta: Any, num_iters: Any, reference
   P, rho, lr = _game_arrays(game, need_full_support=need_full_support)
   X, n = lr.shape
   dtype = P.dtype
+  for pname, pval in (("beta", beta), ("eta", eta), ("inner_lr" if kind == "nash_mp_approx" else "min_prob", aux)):
+    V.check_positive_in_dtype(pname, pval, dtype, hint=f" (in {kind})")
   lp0 = lr if pi0 is None else _policy_log("pi0", pi0, X, n, dtype, allow_zeros=allow_zero_start)
   ref = _reference_log(reference, X, n, dtype)
   return _solve(P, rho, lr, lp0, lp0 if ref is None else ref, 1.0 if beta is None else beta, eta, aux, key,

@@ -40,6 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from mdptheory import metrics
 from mdptheory import operators as ops
 from mdptheory import qexp
 from mdptheory import solvers
@@ -306,6 +307,10 @@ def tsallis_kl_mdvi(mdp: MDP, *, lam, q, num_iters: int, tau_prime=0.0, noise: N
   num_iters = V.check_int("num_iters", num_iters)
   noise, key = _check_noise_key(noise, key)
   S, A = _check_mdp(mdp, "tsallis_kl_mdvi")
+  for pname, pval in (("lam", lam), ("tau_prime", tau_prime)):
+    V.check_positive_in_dtype(pname, pval, mdp.dtype, hint=" (in tsallis_kl_mdvi)")
+  V.check_mdp_precision(mdp, reg_range=tau_prime * np.log(A) if not V.is_traced(tau_prime) else 0.0,
+                        where="tsallis_kl_mdvi")
   q0 = _check_sa("q0", q0, S, A, mdp.dtype)
   if pi0 is None:
     pi0 = jnp.full((S, A), 1.0 / A, mdp.dtype)
@@ -341,7 +346,7 @@ def _tsallis_kl_mdvi(mdp, lam, tau_prime, q0, pi0, q_ref, key, qm1, *, is_one, n
     eps_sum = eps_sum + eps
     gap = jnp.abs(q_ref - _evaluate_with_penalty(mdp, pi, -tau_prime * ent))
     out = dict(
-        err_sup=jnp.max(gap), err_l1=jnp.sum(gap) / ref_l1, q_sup=jnp.max(jnp.abs(q)),
+        err_sup=jnp.max(gap), err_l1=metrics.relative_l1(jnp.sum(gap), ref_l1), q_sup=jnp.max(jnp.abs(q)),
         residual=jnp.max(jnp.abs(q - q_prev)), eps_sup=jnp.max(jnp.abs(eps)),
         avg_eps_sup=jnp.max(jnp.abs(eps_sum)) / (k + 1).astype(dt),
         support_size=jnp.mean(jnp.sum((pi > 0).astype(dt), axis=-1)),
@@ -434,6 +439,8 @@ def mvi_q(mdp: MDP, *, alpha, tau, q, num_iters: int, bonus: str = "support", cl
     raise ParameterError("bonus='log' is -inf off the support of a sparse (q > 1) policy: pass clip_min (e.g. -1)")
   noise, key = _check_noise_key(noise, key)
   S, A = _check_mdp(mdp, "mvi_q")
+  V.check_positive_in_dtype("tau", tau, mdp.dtype, hint=" (in mvi_q)")
+  V.check_mdp_precision(mdp, reg_range=tau * np.log(A) if not V.is_traced(tau) else 0.0, where="mvi_q")
   q0 = _check_sa("q0", q0, S, A, mdp.dtype)
   if reference_tau is None:
     reference_tau = (1.0 - alpha) * tau
@@ -463,7 +470,7 @@ def _tsallis_greedy_parts(Q: Array, tau, qm1, is_one: bool, is_two: bool):
     s = qexp._threshold(u, qm1, is_two)          # ψ_q(u) = ψ_q(Q/τ) − max_a Q/τ
     x = u - s[:, None]
     pi = qexp._exp_q(x, qm1, is_two)
-  pi = pi / jnp.sum(pi, axis=-1, keepdims=True)
+  pi = qexp._normalize(pi, x)  # (uniform on argmax x if every exp_q underflowed, a very large q)
   # The Taylor threshold is the q = 2 formula whatever q is (qexp.taylor_threshold); q = 2 only validates.
   psi_gap = qexp.taylor_threshold(u, 2.0) - s
   return pi, x, q_max + tau * s, psi_gap
@@ -483,17 +490,22 @@ def _mvi_q(mdp, alpha, tau, reference_tau, clip_min, q0, q_ref, key, qm1, *, is_
   keys = None if noise is None else jax.random.split(key, num_iters)
 
   def step(carry, k):
-    q_prev, pi_prev, eps_sum = carry
+    q_prev, pi_prev, _, eps_sum = carry
     pi, x, tau_psi, psi_gap = _tsallis_greedy_parts(q_prev, tau, qm1, is_one, is_two)  # π_k from q_{k−1}
-    support = pi > 0
+    # The support of exp_q (1 + (q − 1) x > 0), not π > 0: a probability that underflows (x = −1e6 at q near 1)
+    # is still on the support, where τ ln_q π = τ x is finite; −τ/(q − 1) there would be −5e11 at q = 1 + 1e-12.
+    support = jnp.ones_like(pi, bool) if is_one else qm1 * x > -1.0
+    # τ x = Q − τψ from the Q domain: x = Q/τ − ψ itself overflows in float32 for |Q|/τ > 3e38 (1e30 / 1e-8).
+    tau_x = q_prev - tau_psi[:, None]
+    tau_lnq = tau_x if is_one else jnp.where(support, tau_x, -tau / qm1)  # τ ln_q π_k (τ ln_q 0 = −τ/(q − 1))
     if bonus == "support":
-      base = tau * x if is_one else jnp.where(support, tau * x, -tau / qm1)
+      base = tau_lnq
     elif bonus == "gap":
-      base = q_prev - tau_psi[:, None]
+      base = tau_x
     elif bonus == "policy_gap":
       base = q_prev - ops.policy_average(pi, q_prev)[:, None]
     else:  # "log": the natural log of the (sparse) policy
-      base = tau * x if is_one else tau * _safe_log(pi)
+      base = tau_x if is_one else tau * _safe_log(pi)
     if use_clip:
       clip_fraction = jnp.mean((base < clip_min).astype(dt))
       base = jnp.maximum(base, clip_min)
@@ -506,7 +518,7 @@ def _mvi_q(mdp, alpha, tau, reference_tau, clip_min, q0, q_ref, key, qm1, *, is_
     eps_sum = eps_sum + eps
     gap = jnp.abs(q_ref - _evaluate_with_penalty(mdp, pi, -reference_tau * ent))
     out = dict(
-        err_sup=jnp.max(gap), err_l1=jnp.sum(gap) / ref_l1, q_sup=jnp.max(jnp.abs(q_new)),
+        err_sup=jnp.max(gap), err_l1=metrics.relative_l1(jnp.sum(gap), ref_l1), q_sup=jnp.max(jnp.abs(q_new)),
         residual=jnp.max(jnp.abs(q_new - q_prev)), eps_sup=jnp.max(jnp.abs(eps)),
         avg_eps_sup=jnp.max(jnp.abs(eps_sum)) / (k + 1).astype(dt),
         clip_fraction=clip_fraction,
@@ -520,15 +532,17 @@ def _mvi_q(mdp, alpha, tau, reference_tau, clip_min, q0, q_ref, key, qm1, *, is_
       out["eps"] = eps
     if record_iterates:
       out.update(q=q_new, pi=pi)
-    return (q_new, pi, eps_sum), out
+    return (q_new, pi, tau_lnq, eps_sum), out
 
-  init = (q0, jnp.full((S, A), 1.0 / A, dt), jnp.zeros((S, A), dt))
-  (q_last, pi_last, _), out = lax.scan(step, init, jnp.arange(num_iters))
-  log_pi_last = _safe_log(pi_last)
-  ln_q_pi_last = log_pi_last if is_one else jnp.where(pi_last > 0, _ln_q_of_log(log_pi_last, qm1, False),
-                                                      -1.0 / qm1)
+  # τ ln_q π_0 for the uniform π_0 (ln_q(1/A) = expm1(−(q − 1) log A)/(q − 1), −log A at q = 1).
+  log_uniform = jnp.asarray(-np.log(A), dt)
+  lnq0 = jnp.full((S, A), log_uniform if is_one else _ln_q_of_log(log_uniform, qm1, False), dt)
+  init = (q0, jnp.full((S, A), 1.0 / A, dt), tau * lnq0, jnp.zeros((S, A), dt))
+  # τ ln_q π_K is carried from the update that used π_K (τ x on the support, from the Q domain, not from π: a
+  # probability below the float range keeps its finite ln_q).
+  (q_last, _, tau_lnq_last, _), out = lax.scan(step, init, jnp.arange(num_iters))
   pi_next = _tsallis_greedy_parts(q_last, tau, qm1, is_one, is_two)[0]
-  return MVIqResult(q=q_last, pi=pi_next, q_prime=q_last - alpha * tau * ln_q_pi_last, q_ref=q_ref,
+  return MVIqResult(q=q_last, pi=pi_next, q_prime=q_last - alpha * tau_lnq_last, q_ref=q_ref,
                     trace=MVIqTrace(**out))
 
 
